@@ -1,0 +1,1 @@
+"""Data checks: each finds one kind of problem in a chat dataset."""

@@ -1,0 +1,328 @@
+"""Turning one parsed row into a normalised conversation, and the per-row format checks.
+
+Accepted shapes: OpenAI chat (`messages`, optional `metadata`, `tools`), prompt/completion
+with strings, and TRL's conversational prompt/completion (lists of messages).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.findings import Severity
+
+SYSTEM_ROLES = frozenset({"system", "developer"})
+TOOL_ROLES = frozenset({"tool", "function"})
+KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    check: str
+    severity: Severity
+    message: str
+
+
+@dataclass(slots=True)
+class Conversation:
+    """A row that parsed into messages (it may still have order or content problems)."""
+
+    messages: list[dict[str, Any]]
+    texts: list[str]  # the plain text of each message, tool calls rendered for assistants
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tools: list[Any] | None = None
+
+
+def collapse_whitespace(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _content_text(content: object, where: str) -> tuple[str | None, str | None]:
+    """Plain text of a message content, or an error message."""
+    if content is None:
+        return "", None
+    if isinstance(content, str):
+        return content, None
+    if isinstance(content, list):
+        pieces: list[str] = []
+        for part_index, part in enumerate(content, start=1):
+            if isinstance(part, str):
+                pieces.append(part)
+                continue
+            if not isinstance(part, dict):
+                return None, f"{where}: content part {part_index} is {_describe(part)}, not an object"
+            part_type = part.get("type", "text")
+            if part_type in TEXT_PART_TYPES:
+                text = part.get("text")
+                if not isinstance(text, str):
+                    return None, f"{where}: content part {part_index} has no string 'text'"
+                pieces.append(text)
+            # Non-text parts (images, audio) carry no text to check; they are allowed.
+        return "".join(pieces), None
+    return None, f"{where}: content is {_describe(content)}; expected a string or a list of parts"
+
+
+def _tool_calls_text(tool_calls: list[Any]) -> str:
+    rendered = []
+    for call in tool_calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            rendered.append(f"{function.get('name', '')}({function.get('arguments', '')})")
+    return "\n".join(rendered)
+
+
+def _check_tool_calls(tool_calls: object, where: str) -> str | None:
+    if not isinstance(tool_calls, list):
+        return f"{where}: 'tool_calls' is {_describe(tool_calls)}, not a list"
+    for call_index, call in enumerate(tool_calls, start=1):
+        if not isinstance(call, dict):
+            return f"{where}: tool call {call_index} is {_describe(call)}, not an object"
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            return f"{where}: tool call {call_index} has no function name"
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str | dict):
+            return f"{where}: tool call {call_index} arguments are {_describe(arguments)}"
+    return None
+
+
+def _messages_from_prompt_completion(row: dict[str, Any]) -> tuple[object, str | None]:
+    prompt, completion = row.get("prompt"), row.get("completion")
+    if isinstance(prompt, str) and isinstance(completion, str):
+        messages: list[object] = []
+        system = row.get("system")
+        if isinstance(system, str) and system.strip():
+            messages.append({"role": "system", "content": system})
+        messages += [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": completion},
+        ]
+        return messages, None
+    if isinstance(prompt, list) and isinstance(completion, list):
+        return [*prompt, *completion], None
+    return None, (
+        f"'prompt' is {_describe(prompt)} and 'completion' is {_describe(completion)}; "
+        "expected two strings or two lists of messages"
+    )
+
+
+def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
+    """Validate the structure of one row; on success return the normalised conversation."""
+    if not isinstance(row, dict):
+        return None, [
+            RowProblem("invalid_schema", "error", f"the row is {_describe(row)}, not a JSON object")
+        ]
+    if "messages" in row:
+        raw_messages: object = row["messages"]
+    elif "prompt" in row or "completion" in row:
+        raw_messages, problem = _messages_from_prompt_completion(row)
+        if problem is not None:
+            return None, [RowProblem("invalid_schema", "error", problem)]
+    else:
+        keys = ", ".join(sorted(map(str, row))[:6]) or "none"
+        return None, [
+            RowProblem(
+                "invalid_schema",
+                "error",
+                f"no 'messages' (or 'prompt'/'completion') field; keys present: {keys}",
+            )
+        ]
+    if not isinstance(raw_messages, list):
+        return None, [
+            RowProblem(
+                "invalid_schema", "error", f"'messages' is {_describe(raw_messages)}, not a list"
+            )
+        ]
+    if not raw_messages:
+        return None, [RowProblem("invalid_schema", "error", "'messages' is an empty list")]
+
+    metadata = row.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        return None, [
+            RowProblem(
+                "invalid_schema", "error", f"'metadata' is {_describe(metadata)}, not an object"
+            )
+        ]
+    tools = row.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        return None, [
+            RowProblem("invalid_schema", "error", f"'tools' is {_describe(tools)}, not a list")
+        ]
+
+    messages: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for index, message in enumerate(raw_messages, start=1):
+        where = f"message {index}"
+        if not isinstance(message, dict):
+            return None, [
+                RowProblem("invalid_schema", "error", f"{where} is {_describe(message)}, not an object")
+            ]
+        role = message.get("role")
+        if role is None:
+            return None, [RowProblem("invalid_schema", "error", f"{where} has no 'role'")]
+        if not isinstance(role, str) or role not in KNOWN_ROLES:
+            shown = json.dumps(role, ensure_ascii=False)[:40]
+            return None, [
+                RowProblem(
+                    "invalid_schema",
+                    "error",
+                    f"{where} has unknown role {shown}; expected system, user, assistant or tool",
+                )
+            ]
+        where = f"message {index} ({role})"
+        if "content" not in message and not (role == "assistant" and "tool_calls" in message):
+            return None, [RowProblem("invalid_schema", "error", f"{where} has no 'content'")]
+        text, problem = _content_text(message.get("content"), where)
+        if problem is not None or text is None:
+            return None, [RowProblem("invalid_schema", "error", problem or where)]
+        if "tool_calls" in message and message["tool_calls"] is not None:
+            if role != "assistant":
+                return None, [
+                    RowProblem("invalid_schema", "error", f"{where} has 'tool_calls'; only assistant turns may")
+                ]
+            problem = _check_tool_calls(message["tool_calls"], where)
+            if problem is not None:
+                return None, [RowProblem("invalid_schema", "error", problem)]
+            calls_text = _tool_calls_text(message["tool_calls"])
+            text = f"{text}\n{calls_text}" if text else calls_text
+        weight = message.get("weight")
+        if weight is not None and (isinstance(weight, bool) or weight not in (0, 1)):
+            return None, [
+                RowProblem("invalid_schema", "error", f"{where} has weight {weight!r}; expected 0 or 1")
+            ]
+        if weight is not None and role != "assistant":
+            return None, [
+                RowProblem("invalid_schema", "error", f"{where} has a weight; only assistant turns are weighted")
+            ]
+        for key in ("tool_call_id", "name"):
+            if key in message and message[key] is not None and not isinstance(message[key], str):
+                return None, [
+                    RowProblem("invalid_schema", "error", f"{where}: '{key}' is {_describe(message[key])}, not a string")
+                ]
+        messages.append(message)
+        texts.append(text)
+
+    conversation = Conversation(messages, texts, metadata or {}, tools)
+    return conversation, content_and_order_problems(conversation)
+
+
+def _has_tool_calls(message: dict[str, Any]) -> bool:
+    calls = message.get("tool_calls")
+    return isinstance(calls, list) and len(calls) > 0
+
+
+def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
+    """empty_content, role_order and no_assistant for a structurally valid conversation."""
+    problems: list[RowProblem] = []
+    messages = conversation.messages
+
+    empty_turns = [
+        f"{index} ({message['role']})"
+        for index, (message, text) in enumerate(zip(messages, conversation.texts, strict=True), start=1)
+        if not text.strip() and not _has_tool_calls(message)
+    ]
+    if empty_turns:
+        problems.append(
+            RowProblem(
+                "empty_content",
+                "error",
+                f"empty or whitespace-only content in message {', '.join(empty_turns)}",
+            )
+        )
+
+    roles = [message["role"] for message in messages]
+    assistant_indexes = [i for i, role in enumerate(roles) if role == "assistant"]
+    if not assistant_indexes:
+        problems.append(
+            RowProblem("no_assistant", "error", "no assistant turn: nothing for the model to learn")
+        )
+    elif all(messages[i].get("weight") == 0 for i in assistant_indexes):
+        problems.append(
+            RowProblem(
+                "no_assistant",
+                "warning",
+                "every assistant turn has weight 0: the row has no loss-bearing tokens",
+            )
+        )
+
+    order_problems: list[str] = []
+    for index, role in enumerate(roles):
+        if role in SYSTEM_ROLES and index > 0 and roles[index - 1] not in SYSTEM_ROLES:
+            order_problems.append(f"system message at position {index + 1} is not first")
+            break
+    dialog = [(i, role) for i, role in enumerate(roles) if role not in SYSTEM_ROLES]
+    if dialog and dialog[0][1] == "assistant":
+        order_problems.append(f"the conversation opens with an assistant turn (message {dialog[0][0] + 1})")
+    elif dialog and dialog[0][1] in TOOL_ROLES:
+        order_problems.append(f"the conversation opens with a tool message (message {dialog[0][0] + 1})")
+    open_call_ids: set[str] = set()
+    calls_pending = False
+    for (prev_index, prev_role), (index, role) in zip(dialog, dialog[1:], strict=False):
+        if role == "user" and prev_role == "user":
+            order_problems.append(f"two user turns in a row (messages {prev_index + 1} and {index + 1})")
+            break
+        if (
+            role == "assistant"
+            and prev_role == "assistant"
+            and not _has_tool_calls(messages[prev_index])
+        ):
+            order_problems.append(
+                f"two assistant turns in a row (messages {prev_index + 1} and {index + 1})"
+            )
+            break
+    for index, role in dialog:
+        message = messages[index]
+        if role == "assistant" and _has_tool_calls(message):
+            calls_pending = True
+            open_call_ids |= {
+                call["id"] for call in message["tool_calls"] if isinstance(call.get("id"), str)
+            }
+        elif role in TOOL_ROLES:
+            if not calls_pending:
+                order_problems.append(
+                    f"tool message {index + 1} does not follow an assistant tool call"
+                )
+                break
+            call_id = message.get("tool_call_id")
+            if isinstance(call_id, str) and open_call_ids and call_id not in open_call_ids:
+                order_problems.append(
+                    f"tool message {index + 1} answers tool_call_id {call_id!r}, which no earlier call made"
+                )
+                break
+        elif role == "user":
+            calls_pending = False
+            open_call_ids = set()
+    if assistant_indexes and dialog and dialog[-1][1] != "assistant":
+        last_index, last_role = dialog[-1]
+        order_problems.append(
+            f"the conversation ends on a {last_role} turn (message {last_index + 1}), "
+            "not an assistant reply"
+        )
+    if assistant_indexes and dialog and dialog[-1][1] == "assistant" and _has_tool_calls(
+        messages[dialog[-1][0]]
+    ):
+        order_problems.append("the conversation ends on a tool call that is never answered")
+    if order_problems:
+        problems.append(RowProblem("role_order", "error", "; ".join(order_problems)))
+    return problems

@@ -1,0 +1,80 @@
+"""The finding: one problem in a dataset, as `ftod data check --json` reports it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning", "info"]
+
+# Stable check ids (DESIGN.md): more may be added, none renamed.
+CHECK_IDS: tuple[str, ...] = (
+    "invalid_json",
+    "invalid_schema",
+    "empty_content",
+    "role_order",
+    "no_assistant",
+    "exact_duplicate",
+    "near_duplicate",
+    "contradiction",
+    "pii",
+    "too_long",
+    "leakage",
+)
+
+# Row-level checks whose error means the row cannot be trained on as it is.
+FORMAT_CHECKS: frozenset[str] = frozenset(
+    {"invalid_json", "invalid_schema", "empty_content", "role_order", "no_assistant"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PiiSpan:
+    """Where a PII match sits: message index in the conversation and char offsets."""
+
+    message_index: int
+    start: int
+    end: int
+    kind: str
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "message_index": self.message_index,
+            "start": self.start,
+            "end": self.end,
+            "kind": self.kind,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OtherRef:
+    """The other file's side of a leakage finding."""
+
+    path: str
+    lines: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: str
+    severity: Severity
+    lines: tuple[int, ...]
+    message: str
+    other: OtherRef | None = None
+    spans: tuple[PiiSpan, ...] = field(default=())
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract shape of `data check --json` (spans are an ftod extra)."""
+        payload: dict[str, Any] = {
+            "check": self.check,
+            "severity": self.severity,
+            "lines": list(self.lines),
+            "message": self.message,
+        }
+        if self.other is not None:
+            payload["other"] = {"path": self.other.path, "lines": list(self.other.lines)}
+        if self.spans:
+            payload["spans"] = [span.as_json() for span in self.spans]
+        return payload

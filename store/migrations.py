@@ -1,0 +1,88 @@
+"""Forward-only schema migrations. Append a new (version, statements) entry; never edit one
+that has shipped, because workspaces in the wild already ran it."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            "CREATE SEQUENCE dataset_id_seq START 1",
+            """CREATE TABLE datasets (
+                dataset_id INTEGER PRIMARY KEY DEFAULT nextval('dataset_id_seq'),
+                name VARCHAR NOT NULL UNIQUE,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+            "CREATE SEQUENCE version_id_seq START 1",
+            """CREATE TABLE dataset_versions (
+                version_id INTEGER PRIMARY KEY DEFAULT nextval('version_id_seq'),
+                dataset_id INTEGER NOT NULL,
+                version INTEGER NOT NULL,
+                sha256 VARCHAR NOT NULL,
+                source_path VARCHAR NOT NULL,
+                source_format VARCHAR NOT NULL,
+                rows_total INTEGER NOT NULL,
+                rows_valid INTEGER NOT NULL,
+                errors INTEGER NOT NULL,
+                warnings INTEGER NOT NULL,
+                token_counting VARCHAR NOT NULL,
+                max_seq_len INTEGER NOT NULL,
+                summary JSON,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+                UNIQUE (dataset_id, version)
+            )""",
+            # No index on examples: rows arrive in line order per version, so DuckDB's
+            # zone maps already prune (version_id, line) lookups; an ART index on 1M rows
+            # would cost memory and insert time for no gain.
+            """CREATE TABLE examples (
+                version_id INTEGER NOT NULL,
+                line INTEGER NOT NULL,
+                valid BOOLEAN NOT NULL,
+                raw VARCHAR,
+                messages JSON,
+                metadata JSON,
+                tools JSON,
+                system_text VARCHAR,
+                user_text VARCHAR,
+                assistant_text VARCHAR,
+                label VARCHAR,
+                slice VARCHAR,
+                n_turns INTEGER,
+                total_tokens INTEGER,
+                assistant_tokens INTEGER,
+                content_hash VARCHAR
+            )""",
+            "CREATE SEQUENCE finding_id_seq START 1",
+            """CREATE TABLE findings (
+                finding_id BIGINT PRIMARY KEY DEFAULT nextval('finding_id_seq'),
+                version_id INTEGER NOT NULL,
+                split_id INTEGER,
+                check_id VARCHAR NOT NULL,
+                severity VARCHAR NOT NULL,
+                first_line INTEGER NOT NULL,
+                lines INTEGER[] NOT NULL,
+                message VARCHAR NOT NULL,
+                other_path VARCHAR,
+                other_lines INTEGER[],
+                spans JSON
+            )""",
+            "CREATE SEQUENCE split_id_seq START 1",
+            """CREATE TABLE splits (
+                split_id INTEGER PRIMARY KEY DEFAULT nextval('split_id_seq'),
+                version_id INTEGER NOT NULL,
+                seed INTEGER NOT NULL,
+                val_fraction DOUBLE NOT NULL,
+                test_fraction DOUBLE NOT NULL,
+                group_by VARCHAR,
+                stratify VARCHAR,
+                manifest JSON NOT NULL,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+            """CREATE TABLE split_assignments (
+                split_id INTEGER NOT NULL,
+                line INTEGER NOT NULL,
+                split VARCHAR NOT NULL
+            )""",
+        ],
+    ),
+]

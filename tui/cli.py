@@ -1,0 +1,458 @@
+"""The `ftod` command line. Heavy modules (textual, the checks) load inside commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from store.errors import FtodError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERNAL = 70
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ftod")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn FtodError into a clear message and its exit code; never a traceback for input."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            return command(*args, **kwargs)
+        except FtodError as error:
+            _fail(error.title, error.message, error.exit_code, as_json)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except MemoryError:
+            _fail("Out of memory", "ftod ran out of memory on this input.", EXIT_USAGE, as_json)
+        except Exception as error:  # noqa: BLE001 - last resort: a bug, reported as one
+            if os.environ.get("FTOD_DEBUG"):
+                traceback.print_exc()
+            _fail(
+                "Internal error",
+                f"{type(error).__name__}: {error}. This is a bug in ftod; "
+                "set FTOD_DEBUG=1 for the traceback.",
+                EXIT_INTERNAL,
+                as_json,
+            )
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def _fail(title: str, message: str, code: int, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"error": {"title": title, "message": message, "exit_code": code}}))
+    click.secho(f"ftod: {title}: {message}", err=True, fg="red")
+    sys.exit(code)
+
+
+@contextmanager
+def progress_display(enabled: bool) -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """A rich progress bar on stderr for long work; silent when stderr is not a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    tasks: dict[str, TaskID] = {}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<20}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+
+        def update(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                for other in tasks.values():
+                    bar.update(other, completed=bar.tasks[other].total or 0)
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def _workspace(ctx: click.Context) -> Any:
+    from store.workspace import find_workspace
+
+    return find_workspace(ctx.obj.get("workspace"))
+
+
+def _repository(ctx: click.Context) -> Any:
+    from store.datasets import DatasetRepository
+    from store.db import Store
+
+    return DatasetRepository(Store.open(_workspace(ctx)))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FTOD_WORKSPACE",
+    help="Workspace folder (default: the nearest .ftod/ upward, as git finds .git).",
+)
+@click.version_option(_version(), "--version", prog_name="ftod")
+@click.pass_context
+def main(ctx: click.Context, workspace: Path | None) -> None:
+    """ftod — Fine-Tune, or Don't.
+
+    A terminal dashboard and CLI for the fine-tuning decision loop: data checks,
+    leak-free splits and versioned datasets. Run `ftod` alone to open the dashboard.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["workspace"] = workspace
+    if ctx.invoked_subcommand is None:
+        open_dashboard(ctx)
+
+
+@reports_errors
+def open_dashboard(ctx: click.Context) -> None:
+    from tui.app import FtodApp
+
+    FtodApp(_workspace(ctx)).run()
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
+@reports_errors
+def init(folder: Path) -> None:
+    """Create a workspace (.ftod/ with ftod.duckdb) in FOLDER (default: here)."""
+    from store.db import Store
+    from store.workspace import init_workspace
+
+    workspace, created = init_workspace(folder)
+    Store.open(workspace)
+    verb = "Created" if created else "Workspace already exists at"
+    click.echo(f"{verb} {workspace.root}")
+
+
+@main.command()
+@click.option("--no-open", is_flag=True, help="Build the demo workspace and print its path only.")
+@click.option(
+    "--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where to build the demo workspace (default: a temporary folder).",
+)
+@reports_errors
+def demo(no_open: bool, folder: Path | None) -> None:
+    """Build a demo workspace from sample_runs/ and open the dashboard on it."""
+    from tui.demo import build_demo_workspace
+
+    workspace = build_demo_workspace(folder, log=lambda text: click.echo(text, err=True))
+    click.echo(str(workspace.root.parent))
+    if not no_open:
+        from tui.app import FtodApp
+
+        FtodApp(workspace).run()
+
+
+@main.group()
+def data() -> None:
+    """Datasets: add, check, list, show, export, split."""
+
+
+def _check_options(
+    max_seq_len: int | None, tokenizer: Path | None, threshold: float | None, against: tuple[Path, ...]
+) -> Any:
+    from core.checks.minhash import DEFAULT_THRESHOLD
+    from core.scan import CheckOptions
+    from core.tokens import DEFAULT_MAX_SEQ_LEN
+
+    return CheckOptions(
+        max_seq_len=max_seq_len if max_seq_len is not None else DEFAULT_MAX_SEQ_LEN,
+        tokenizer_dir=tokenizer,
+        near_dup_threshold=threshold if threshold is not None else DEFAULT_THRESHOLD,
+        against=against,
+    )
+
+
+def check_options(command: Callable[P, R]) -> Callable[P, R]:
+    command = click.option(
+        "--near-dup-threshold", "threshold", type=float, default=None,
+        help="Jaccard similarity at which two rows count as near-duplicates.",
+    )(command)
+    command = click.option(
+        "--tokenizer", type=click.Path(path_type=Path), default=None,
+        help="Local Hugging Face tokenizer folder for exact token counts (with its chat template).",
+    )(command)
+    command = click.option(
+        "--max-seq-len", type=int, default=None,
+        help="Flag rows longer than this many tokens (default 2048).",
+    )(command)
+    return command
+
+
+@data.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--against", multiple=True, type=click.Path(path_type=Path),
+    help="Another dataset file; rows of PATH found in it are reported as leakage. Repeatable.",
+)
+@check_options
+@json_option
+@reports_errors
+def data_check(
+    path: Path,
+    against: tuple[Path, ...],
+    max_seq_len: int | None,
+    tokenizer: Path | None,
+    threshold: float | None,
+    as_json: bool,
+) -> None:
+    """Check a chat dataset file for every known problem. Exit 1 when errors are found."""
+    from core.scan import check_file
+    from tui.report import print_check_report
+
+    options = _check_options(max_seq_len, tokenizer, threshold, against)
+    with progress_display(not as_json) as progress:
+        report = check_file(path, options, progress=progress)
+    if as_json:
+        click.echo(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        print_check_report(report)
+    sys.exit(EXIT_FAILED if report.error_count else EXIT_OK)
+
+
+@data.command("add")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Dataset name; a new version is added when content changed.")
+@click.option("--strict", is_flag=True, help="Refuse the file if any check reports an error.")
+@check_options
+@json_option
+@click.pass_context
+@reports_errors
+def data_add(
+    ctx: click.Context,
+    path: Path,
+    name: str,
+    strict: bool,
+    max_seq_len: int | None,
+    tokenizer: Path | None,
+    threshold: float | None,
+    as_json: bool,
+) -> None:
+    """Check PATH and store it as a new version of dataset NAME."""
+    from core.datasets import add_dataset
+    from store.datasets import DatasetRepository
+    from store.db import Store
+
+    workspace = _workspace(ctx)
+    store = Store.open(workspace)
+    if not as_json:
+        store.on_wait = _announce_wait_once()
+    repository = DatasetRepository(store)
+    options = _check_options(max_seq_len, tokenizer, threshold, ())
+    with progress_display(not as_json) as progress:
+        outcome = add_dataset(workspace, repository, path, name, options, strict=strict, progress=progress)
+    version = outcome.version
+    if as_json:
+        payload = _version_json(version)
+        payload["created"] = outcome.created
+        click.echo(json.dumps(payload, default=str))
+        return
+    if not outcome.created:
+        click.echo(
+            f"No new version: {path} has the same content as {version.ref} "
+            f"(sha256 {version.sha256[:12]})."
+        )
+        return
+    click.echo(
+        f"Added {version.ref}: {version.rows_total} rows ({version.rows_valid} valid), "
+        f"{version.errors} errors, {version.warnings} warnings, sha256 {version.sha256[:12]}"
+    )
+    if version.errors or version.warnings:
+        click.echo(f"See them with `ftod data show {version.ref}` or in the dashboard (`ftod`).")
+
+
+def _announce_wait_once() -> Callable[[float], None]:
+    said = False
+
+    def announce(remaining: float) -> None:
+        nonlocal said
+        if not said:
+            click.echo(f"Store busy (another ftod process); waiting up to {remaining:.0f} s…", err=True)
+            said = True
+
+    return announce
+
+
+def _version_json(version: Any) -> dict[str, Any]:
+    return {
+        "name": version.dataset,
+        "version": version.version,
+        "ref": version.ref,
+        "sha256": version.sha256,
+        "source_path": version.source_path,
+        "format": version.source_format,
+        "rows": version.rows_total,
+        "valid_rows": version.rows_valid,
+        "errors": version.errors,
+        "warnings": version.warnings,
+        "token_counting": version.token_counting,
+        "max_seq_len": version.max_seq_len,
+        "created_at": version.created_at.isoformat(),
+    }
+
+
+@data.command("list")
+@json_option
+@click.pass_context
+@reports_errors
+def data_list(ctx: click.Context, as_json: bool) -> None:
+    """List datasets with their latest version."""
+    listings = _repository(ctx).list_datasets()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": item.name,
+                        "versions": item.versions,
+                        "latest_version": item.latest_version,
+                        "rows": item.rows,
+                        "sha256": item.sha256,
+                        "errors": item.errors,
+                        "warnings": item.warnings,
+                        "created_at": item.created_at.isoformat(),
+                    }
+                    for item in listings
+                ]
+            )
+        )
+        return
+    from tui.report import print_dataset_list
+
+    print_dataset_list(listings)
+
+
+@data.command("show")
+@click.argument("ref")
+@click.option("--findings", "finding_limit", type=int, default=20, help="How many findings to list.")
+@json_option
+@click.pass_context
+@reports_errors
+def data_show(ctx: click.Context, ref: str, finding_limit: int, as_json: bool) -> None:
+    """Show one dataset version (NAME or NAME@VERSION): summary, findings, splits."""
+    repository = _repository(ctx)
+    version = repository.version(ref)
+    counts = repository.finding_counts(version.version_id)
+    splits = repository.splits(version.version_id)
+    if as_json:
+        payload = _version_json(version)
+        payload["versions"] = [v.version for v in repository.versions(version.dataset)]
+        payload["summary"] = version.summary
+        payload["finding_counts"] = [
+            {"check": c, "severity": s, "findings": n, "rows": r} for c, s, n, r in counts
+        ]
+        payload["findings"] = [
+            f.as_json() for f in repository.findings_page(version.version_id, limit=max(finding_limit, 0))
+        ]
+        payload["splits"] = [
+            {"split_id": s.split_id, "created_at": s.created_at.isoformat(), **s.manifest} for s in splits
+        ]
+        click.echo(json.dumps(payload, default=str, ensure_ascii=False))
+        return
+    from tui.report import print_version
+
+    findings = repository.findings_page(version.version_id, limit=max(finding_limit, 0))
+    print_version(version, counts, findings, splits)
+
+
+@data.command("export")
+@click.argument("ref")
+@click.option("--split", "split_name", type=click.Choice(["train", "val", "test"]), default=None)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output JSONL file, or - for stdout.")
+@click.pass_context
+@reports_errors
+def data_export(ctx: click.Context, ref: str, split_name: str | None, output: Path) -> None:
+    """Write the valid rows of NAME@VERSION (optionally one split) as chat JSONL."""
+    from core.datasets import export_dataset
+
+    target = None if str(output) == "-" else output
+    version, count = export_dataset(_repository(ctx), ref, target, split_name)
+    if target is not None:
+        which = f" ({split_name} split)" if split_name else ""
+        click.echo(f"Wrote {count} rows of {version.ref}{which} to {target}", err=True)
+
+
+@data.command("split")
+@click.argument("ref")
+@click.option("--val", type=float, default=0.1, show_default=True, help="Validation fraction.")
+@click.option("--test", type=float, default=0.1, show_default=True, help="Test fraction.")
+@click.option("--group-by", default=None, help="metadata field whose rows must stay in one split.")
+@click.option("--stratify", default=None, help="metadata field to balance across splits.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+@click.pass_context
+@reports_errors
+def data_split(
+    ctx: click.Context,
+    ref: str,
+    val: float,
+    test: float,
+    group_by: str | None,
+    stratify: str | None,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Split NAME[@VERSION] into train/val/test, deterministically from content, without leakage."""
+    from core.datasets import split_dataset
+
+    outcome = split_dataset(
+        _repository(ctx), ref, val=val, test=test, seed=seed, group_by=group_by, stratify=stratify
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ref": outcome.version.ref,
+                    "split_id": outcome.split.split_id,
+                    **outcome.split.manifest,
+                    "findings": [f.as_json() for f in outcome.findings],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    from tui.report import print_split
+
+    print_split(outcome)
