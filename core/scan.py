@@ -31,12 +31,20 @@ ProgressCallback = Callable[[str, int, int | None], None]
 
 # Outputs sharing less than this much of their text are "materially different".
 CONTRADICTION_MAX_OUTPUT_SIMILARITY = 0.5
-# Inputs at least this similar count as "the same question" for contradictions.
-CONTRADICTION_MIN_INPUT_SIMILARITY = 0.85
+# Inputs at least this similar count as "the same question" for contradictions, provided
+# they also mention the same numbers and identifiers: "order #4821" and "order #9913" are
+# different questions however alike the rest of the text is.
+CONTRADICTION_MIN_INPUT_SIMILARITY = 0.75
 # An exact-input leak needs an input this long, so "hi" in both files is not a leak.
 LEAKAGE_MIN_INPUT_CHARS = 16
 PII_ERROR_KINDS = frozenset({"secret", "payment_card", "us_ssn", "iban"})
 _INPUT_NOISE = re.compile(r"[^\w\s]+")
+_IDENTIFIER = re.compile(r"\S*\d\S*")
+
+
+def identifiers(text: str) -> list[str]:
+    """Tokens that contain a digit (order numbers, amounts, versions), sorted."""
+    return sorted(token.strip(".,;:!?()[]{}\"'") for token in _IDENTIFIER.findall(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,10 +355,15 @@ def duplicate_findings(
     for members in by_input.values():
         if len(members) > 1:
             # Compare each row with the group's distinct answers only (groups can be large).
+            # Identical rows differ only in their label, if at all: one row per
+            # (exact group, label) stands for the rest.
             representatives: list[int] = []
+            seen: set[tuple[int, str | None]] = set()
             for member in members:
-                if exact_group_of[member] != member:
+                key = (exact_group_of[member], parsed.labels[member])
+                if key in seen:
                     continue
+                seen.add(key)
                 candidate_pairs.extend((r, member) for r in representatives[:50])
                 representatives.append(member)
     del by_input
@@ -358,12 +371,16 @@ def duplicate_findings(
         inputs, CONTRADICTION_MIN_INPUT_SIMILARITY, progress=_report_progress(progress, "similar questions")
     )
     del inputs
-    candidate_pairs.extend((i, j) for i, j, _ in near_inputs)
+    candidate_pairs.extend(
+        (i, j)
+        for i, j, _ in near_inputs
+        if identifiers(parsed.user_text(i)) == identifiers(parsed.user_text(j))
+    )
     for first, second in candidate_pairs:
-        if exact_group_of[first] == exact_group_of[second]:
-            continue
         label_a, label_b = parsed.labels[first], parsed.labels[second]
         labels_differ = label_a is not None and label_b is not None and label_a != label_b
+        if exact_group_of[first] == exact_group_of[second] and not labels_differ:
+            continue
         answers_similarity = minhash.jaccard(parsed.assistant_text(first), parsed.assistant_text(second))
         if labels_differ or answers_similarity < CONTRADICTION_MAX_OUTPUT_SIMILARITY:
             contradiction_pairs.add((min(first, second), max(first, second)))

@@ -46,19 +46,29 @@ def _is_lock_conflict(error: Exception) -> bool:
 class Store:
     """The workspace database. Hands out short-lived connections; holds none."""
 
-    def __init__(self, database_path: Path, busy_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        database_path: Path,
+        busy_timeout_s: float | None = None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
         self.path = database_path
         if busy_timeout_s is None:
             busy_timeout_s = float(os.environ.get(BUSY_TIMEOUT_ENV, DEFAULT_BUSY_TIMEOUT_S))
         self.busy_timeout_s = busy_timeout_s
         self.lock_waits = 0  # how many times we waited on another process (tests read this)
-        self.on_wait: Callable[[float], None] | None = None
+        self.on_wait = on_wait  # told the remaining seconds each time we wait on a lock
 
     @classmethod
-    def open(cls, workspace: Workspace, busy_timeout_s: float | None = None) -> Store:
+    def open(
+        cls,
+        workspace: Workspace,
+        busy_timeout_s: float | None = None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> Store:
         if not workspace.root.is_dir():
             raise WorkspaceError(f"No ftod workspace at {workspace.root}. Run `ftod init`.")
-        store = cls(workspace.database_path, busy_timeout_s)
+        store = cls(workspace.database_path, busy_timeout_s, on_wait)
         store.migrate()
         return store
 

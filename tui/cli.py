@@ -118,7 +118,7 @@ def _repository(ctx: click.Context) -> Any:
     from store.datasets import DatasetRepository
     from store.db import Store
 
-    return DatasetRepository(Store.open(_workspace(ctx)))
+    return DatasetRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -276,10 +276,7 @@ def data_add(
     from store.db import Store
 
     workspace = _workspace(ctx)
-    store = Store.open(workspace)
-    if not as_json:
-        store.on_wait = _announce_wait_once()
-    repository = DatasetRepository(store)
+    repository = DatasetRepository(Store.open(workspace, on_wait=_announce_wait_once()))
     options = _check_options(max_seq_len, tokenizer, threshold, ())
     with progress_display(not as_json) as progress:
         outcome = add_dataset(workspace, repository, path, name, options, strict=strict, progress=progress)
@@ -456,3 +453,7 @@ def data_split(
     from tui.report import print_split
 
     print_split(outcome)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,742 @@
+"""Rule-based detection of personal data and secrets in free text.
+
+``find_pii`` reports e-mail addresses, phone numbers, payment card numbers, US social
+security numbers, IBANs and credentials (API keys, tokens, private keys).  Detection is
+pattern based and tuned for precision on support-ticket style text:
+
+* every numeric kind needs a structural signal - separators in a known layout, a ``+``
+  prefix, a checksum (Luhn for cards, mod-97 for IBANs) or a context word;
+* a bare number right after a label such as "order", "invoice", "ticket" or "tracking" is
+  treated as a business identifier, not as personal data;
+* secrets are recognised by their vendor prefixes (``AKIA``, ``ghp_``, ``sk_live_`` ...),
+  by PEM headers, by ``Bearer`` / JWT shape, or by an explicit label such as
+  ``api_key = ...``.  Bare hex digests and UUIDs are never reported.
+
+The hot path is built for millions of short texts: secrets are gated by plain substring
+tests, and numbers are found by scanning an ASCII "shape" of the text (every digit mapped to
+``0``) for a literal ``00``, so text without long numbers costs a few microseconds.
+
+Stdlib only; importing the module compiles regular expressions and nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "KIND_LABELS",
+    "PiiMatch",
+    "card_brand",
+    "find_pii",
+    "iban_is_valid",
+    "luhn_is_valid",
+    "redact",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PiiMatch:
+    """One detected span: ``text[start:end]`` is the sensitive value."""
+
+    kind: str
+    start: int
+    end: int
+    detail: str
+
+
+KIND_LABELS: dict[str, str] = {
+    "email": "email address",
+    "phone": "phone number",
+    "payment_card": "payment card number",
+    "us_ssn": "US social security number",
+    "iban": "IBAN",
+    "secret": "secret or credential",
+}
+
+# When two matches overlap the lower number wins (then the longer span).
+_PRIORITY: dict[str, int] = {
+    "secret": 0,
+    "iban": 1,
+    "email": 2,
+    "payment_card": 3,
+    "us_ssn": 4,
+    "phone": 5,
+}
+
+# =========================================================================== checksums
+
+
+def luhn_is_valid(digits: str) -> bool:
+    """True when ``digits`` (ASCII digits only) passes the Luhn checksum."""
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i & 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+# Total IBAN length per country (SWIFT IBAN registry).
+_IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22,
+    "BH": 22, "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
+    "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
+    "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27,
+    "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
+    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27,
+    "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28,
+    "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
+    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
+
+
+def iban_is_valid(iban: str) -> bool:
+    """True for an IBAN (spaces allowed) of a known country, right length and mod-97 == 1."""
+    compact = iban.replace(" ", "").upper()
+    if not compact.isascii() or not compact.isalnum():
+        return False
+    if _IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact[2:4].isdigit():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+# =========================================================================== context
+
+_CTX_WINDOW = 32
+_TOKEN_STRIP = " \t\r\n:#=.,;!?-–—()[]{}<>\"'*`|"
+
+# A bare number right after one of these words is an identifier, not personal data.
+_NEG_WORDS = frozenset(
+    """
+    order orders invoice inv ticket tickets case tracking track ref reference id ids
+    account acct a/c sku serial s/n sn po p.o confirmation conf booking reservation
+    transaction txn trx receipt item part model customer cust member membership policy
+    claim shipment parcel package waybill awb consignment batch lot build version ver
+    issue incident request req record file doc document isbn upc ean gtin imei iccid
+    code pin otp voucher coupon license licence registration reg vin patient student
+    employee emp user uid rma return job project task bug pr commit run step row line
+    page room flight seat gate quote estimate bill statement contract shipping delivery
+    product asin mpn ord inc sr rfc cr cve
+    """.split()
+)
+# Words allowed between such a label and the number ("order number is", "ticket no.").
+_NEG_FILLERS = frozenset("no nr num number numbers is was of # : the".split())
+
+_PHONE_WORDS = frozenset(
+    """
+    phone phones telephone tel tel. mobile mob cell cellphone whatsapp call calling
+    ring dial fax sms hotline landline viber telegram contact ph phone# mob. cel
+    handy téléphone telefon teléfono telefono
+    """.split()
+)
+_CARD_WORDS = frozenset(
+    """
+    card cards cc ccn credit debit visa mastercard master amex discover jcb diners
+    unionpay maestro pan
+    """.split()
+)
+_SSN_CONTEXT = re.compile(r"(?i)(?:\bssn|\bss#|\bsocial\s+security|\bsoc\.?\s*sec)")
+
+
+def _context_tokens(text: str, start: int) -> list[str]:
+    """Lower-cased words in the ``_CTX_WINDOW`` characters before ``start``."""
+    lo = start - _CTX_WINDOW
+    if lo <= 0:
+        window = text[:start]
+    else:
+        window = text[lo:start]
+        if text[lo - 1].isalnum():  # drop the partial first word
+            cut = window.find(" ")
+            window = window[cut + 1 :] if cut >= 0 else ""
+    tokens = []
+    for tok in window.lower().replace("/", " ").split():
+        tok = tok.strip(_TOKEN_STRIP)
+        if tok:
+            tokens.append(tok)
+    return tokens
+
+
+def _neg_context(tokens: list[str]) -> bool:
+    """True when the number follows an identifier label ("order #", "ticket no. ...")."""
+    for tok in reversed(tokens):
+        if tok in _NEG_FILLERS:
+            continue
+        return tok in _NEG_WORDS
+    return False
+
+
+def _phone_context(tokens: list[str]) -> bool:
+    prev = ""
+    for tok in tokens:
+        if tok in _PHONE_WORDS or tok.startswith(("tel:", "phone:")):
+            return True
+        if prev in ("reach", "text", "ring", "contact") and tok in ("me", "us"):
+            return True
+        if prev in ("my", "your", "our") and tok in ("number", "no", "digits"):
+            return True
+        prev = tok
+    return False
+
+
+def _card_context(tokens: list[str]) -> bool:
+    return any(tok in _CARD_WORDS for tok in tokens)
+
+
+# =========================================================================== numbers
+
+# Candidate numbers are found in the "shape" of the text, where every digit is "0": the
+# literal "00" prefix lets the regex engine skip straight to two adjacent digits.
+_SHAPE = bytes.maketrans(b"123456789", b"000000000")
+_CAND_BYTES = re.compile(rb"00[0 \-.()/]{5,}")
+_CAND_STR = re.compile(r"[0-9]{2}[0-9 \-.()/]{5,}")
+_CHUNK_CHARS = frozenset("0123456789 -.()/+")
+_DIGITS = frozenset("0123456789")
+_NON_DIGIT = re.compile(r"[^0-9]+")
+
+_DATE = re.compile(
+    r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2}))(?!\d)"
+)
+
+# Shared boundaries: never report a slice of a longer identifier, price or version.
+_LB = r"(?<![\w+\-./#$€£¥@&=])(?<!\d[ \-./:,])"
+_RB = r"(?!\w)(?![ \-./:]\d)(?!,\d)"
+_SEP = r"(?:[ .\-]\(?|\(|\)[ .\-]?)"
+_EXT = r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?"
+
+_PHONE_INTL = re.compile(
+    _LB + r"(?:\+|(?<!\d)00(?=[1-9]))\d++(?:" + _SEP + r"\d++)*+" + _EXT + _RB
+)
+_PHONE_NANP = re.compile(
+    _LB
+    + r"(?:(?:\+?1|001)[ .\-]?)?(?:\(\d{3}\)[ .\-]?|\d{3}(?P<s1>[ .\-]))\d{3}(?P<s2>[ .\-])\d{4}"
+    + _EXT
+    + _RB
+)
+_PHONE_NATIONAL = re.compile(
+    _LB + r"(?:\(0\d{1,4}\) ?|0\d{1,4}[ .\-/])\d{2,8}(?:[ .\-]\d{2,8}){0,4}" + _EXT + _RB
+)
+_PHONE_PAREN = re.compile(_LB + r"\(\d{2,4}\) ?\d{3,5}[ \-]?\d{4}" + _EXT + _RB)
+_YEAR_IN_PARENS = re.compile(r"\((?:19|20)\d\d\)")
+
+_CARD = re.compile(r"(?<![\w\-.+/$€£])(?<!\d[ \-])\d(?:[ \-]?\d){11,18}(?![ \-]?\d)(?!\w)")
+_CARD_SPLIT = re.compile(r"[ \-]")
+_SSN = re.compile(
+    r"(?<![\w\-./#$])(?!000|666|9\d\d)\d{3}(?P<s>[\- ])(?!00)\d{2}(?P=s)(?!0000)\d{4}"
+    r"(?!\w)(?![\-./ ]\d)"
+)
+_SSN_BARE = re.compile(r"(?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4}")
+
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}")
+_IBAN = re.compile(r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,31}")
+
+# Issuer prefixes, most specific first.
+_CARD_BRANDS: tuple[tuple[str, str], ...] = (
+    ("6011", "Discover card"),
+    ("644", "Discover card"),
+    ("645", "Discover card"),
+    ("646", "Discover card"),
+    ("647", "Discover card"),
+    ("648", "Discover card"),
+    ("649", "Discover card"),
+    ("65", "Discover card"),
+    ("62", "UnionPay card"),
+    ("34", "American Express card"),
+    ("37", "American Express card"),
+    ("35", "JCB card"),
+    ("2131", "JCB card"),
+    ("1800", "JCB card"),
+    ("300", "Diners Club card"),
+    ("301", "Diners Club card"),
+    ("302", "Diners Club card"),
+    ("303", "Diners Club card"),
+    ("304", "Diners Club card"),
+    ("305", "Diners Club card"),
+    ("36", "Diners Club card"),
+    ("38", "Diners Club card"),
+    ("4", "Visa card"),
+    ("51", "Mastercard"),
+    ("52", "Mastercard"),
+    ("53", "Mastercard"),
+    ("54", "Mastercard"),
+    ("55", "Mastercard"),
+    ("50", "Maestro card"),
+    ("56", "Maestro card"),
+    ("57", "Maestro card"),
+    ("58", "Maestro card"),
+    ("6", "Maestro card"),
+)
+# 12-digit numbers are accepted only for these Maestro ranges.
+_MAESTRO_12 = ("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763")
+
+
+def card_brand(digits: str) -> str | None:
+    """Brand label for a card number from its issuer prefix, or None if none is known."""
+    if digits[:1] == "2" and digits[:4] != "2131":
+        return "Mastercard" if len(digits) >= 4 and 2221 <= int(digits[:4]) <= 2720 else None
+    for prefix, label in _CARD_BRANDS:
+        if digits.startswith(prefix):
+            return label
+    return None
+
+
+def _card_grouping_ok(groups: list[str]) -> bool:
+    sizes = [len(g) for g in groups]
+    if sizes in ([4, 6, 5], [4, 6, 4]):
+        return True
+    return len(sizes) >= 4 and all(s == 4 for s in sizes[:-1]) and 1 <= sizes[-1] <= 4
+
+
+def _card_matches(text: str, cs: int, ce: int, tokens: list[str], out: list[PiiMatch]) -> None:
+    for m in _CARD.finditer(text, cs, min(len(text), ce + 2)):
+        raw = m.group()
+        digits = _NON_DIGIT.sub("", raw)
+        if not luhn_is_valid(digits):
+            continue
+        brand = card_brand(digits)
+        if brand is None:
+            continue
+        start = m.start()
+        if start != cs:
+            tokens = _context_tokens(text, start)
+        if len(digits) == 12:
+            ok = digits.startswith(_MAESTRO_12) or (
+                digits[:2] in ("56", "57", "58") and _card_context(tokens)
+            )
+            if ok and not _neg_context(tokens):
+                out.append(PiiMatch("payment_card", start, m.end(), "Maestro card"))
+            continue
+        if _card_context(tokens):
+            out.append(PiiMatch("payment_card", start, m.end(), brand))
+        elif len(digits) != len(raw):
+            groups = _CARD_SPLIT.split(raw)
+            if ("-" not in raw or " " not in raw) and _card_grouping_ok(groups):
+                out.append(PiiMatch("payment_card", start, m.end(), brand))
+        elif not _neg_context(tokens):
+            out.append(PiiMatch("payment_card", start, m.end(), brand))
+
+
+def _ssn_matches(
+    text: str, cs: int, ce: int, chunk: str, tokens: list[str], out: list[PiiMatch]
+) -> None:
+    lo = max(0, cs - _CTX_WINDOW)
+    context = _SSN_CONTEXT.search(text, lo, cs) is not None
+    for m in _SSN.finditer(text, cs, min(len(text), ce + 2)):
+        if context or not _neg_context(tokens):
+            out.append(PiiMatch("us_ssn", m.start(), m.end(), "US SSN"))
+    if context and len(chunk) == 9 and _SSN_BARE.fullmatch(chunk):
+        out.append(PiiMatch("us_ssn", cs, ce, "US SSN"))
+
+
+def _separators_ok(raw: str) -> bool:
+    """Reject mixed dot/space/dash separators (prices, versions, dates, IP addresses)."""
+    seps = {ch for ch in raw if ch in " .-/"}
+    if "/" in seps:
+        return len(seps) == 1 and raw.count("/") == 1
+    return not ("." in seps and len(seps) > 1)
+
+
+def _phone_body(raw: str) -> str:
+    """``raw`` without an extension suffix such as ``x123`` or ``ext. 12``."""
+    cut = raw.find("x")
+    return raw if cut < 0 else raw[:cut]
+
+
+def _phone_matches(
+    text: str, cs: int, ce: int, chunk: str, nd: int, tokens: list[str], out: list[PiiMatch]
+) -> bool:
+    hi = min(len(text), ce + 12)
+    found = False
+    if chunk[0] == "+" or chunk.startswith("00") or " +" in chunk:
+        for m in _PHONE_INTL.finditer(text, cs, hi):
+            if m.start() >= ce:
+                break
+            raw = m.group()
+            groups = [g for g in _NON_DIGIT.split(_phone_body(raw)) if g]
+            if raw[0] == "0":
+                groups[0] = groups[0][2:]
+                if len(groups) < 3:
+                    continue
+            digits = "".join(groups)
+            if not 8 <= len(digits) <= 15 or not _separators_ok(raw):
+                continue
+            if len(groups) > 1 and not "".join(groups[1:]).strip("0"):
+                continue  # "+20 000 000" is a quantity
+            if sum(len(g) == 1 for g in groups[1:]) > 2:
+                continue
+            out.append(PiiMatch("phone", m.start(), m.end(), "international phone"))
+            found = True
+    if nd >= 10:
+        for m in _PHONE_NANP.finditer(text, cs, hi):
+            if m.start() >= ce:
+                break
+            s1 = m.group("s1")
+            if s1 is not None and s1 != m.group("s2"):
+                continue
+            start = m.start()
+            strong = text[start] in "+(" or "(" in m.group()
+            if not strong:
+                if start != cs:
+                    tokens = _context_tokens(text, start)
+                if _neg_context(tokens):
+                    continue
+            out.append(PiiMatch("phone", start, m.end(), "US phone"))
+            found = True
+    if nd >= 9:
+        patterns = (_PHONE_NATIONAL, _PHONE_PAREN) if "(" in chunk else (_PHONE_NATIONAL,)
+        for pattern in patterns:
+            for m in pattern.finditer(text, cs, hi):
+                if m.start() >= ce:
+                    break
+                raw = m.group()
+                body = _phone_body(raw)
+                nd_body = len(_NON_DIGIT.sub("", body))
+                if not 9 <= nd_body <= 12 or not _separators_ok(body.strip()):
+                    continue
+                if _DATE.match(body) or _YEAR_IN_PARENS.match(raw):
+                    continue
+                start = m.start()
+                if _neg_context(tokens if start == cs else _context_tokens(text, start)):
+                    continue
+                out.append(PiiMatch("phone", start, m.end(), "national phone"))
+                found = True
+    return found
+
+
+def _context_phone(
+    text: str, cs: int, ce: int, chunk: str, nd: int, tokens: list[str], out: list[PiiMatch]
+) -> None:
+    """Numbers without a phone layout count only right after a phone word ("call me at")."""
+    if not 7 <= nd <= 15 or chunk.count("(") != chunk.count(")"):
+        return
+    if not _separators_ok(chunk) or _DATE.match(chunk.lstrip("+(")):
+        return
+    if not _phone_context(tokens) or _neg_context(tokens):
+        return
+    if ce < len(text) and (text[ce].isalnum() or text[ce] in "@_"):
+        return
+    if cs > 0 and (text[cs - 1].isalnum() or text[cs - 1] in "#$€£-./_@"):
+        return
+    out.append(PiiMatch("phone", cs, ce, "phone number"))
+
+
+def _iban_match(text: str, pos: int, out: list[PiiMatch]) -> int:
+    """Report an IBAN starting at ``pos``; returns its end, or -1."""
+    m = _IBAN.match(text, pos)
+    if m is None:
+        return -1
+    raw = m.group()
+    country = raw[:2].upper()
+    length = _IBAN_LENGTHS.get(country)
+    if length is None:
+        return -1
+    count = 0
+    end = 0
+    for i, ch in enumerate(raw):  # the span of the first `length` alphanumerics
+        if ch != " ":
+            count += 1
+            if count == length:
+                end = i + 1
+                break
+    if end == 0:
+        return -1
+    span = raw[:end]
+    nxt = text[pos + end : pos + end + 1]
+    if nxt.isalnum():
+        return -1
+    if " " in span:
+        groups = span.split(" ")
+        if any(len(g) != 4 for g in groups[:-1]) or not 1 <= len(groups[-1]) <= 4:
+            return -1
+    if not iban_is_valid(span):
+        return -1
+    out.append(PiiMatch("iban", pos, pos + end, f"IBAN ({country})"))
+    return pos + end
+
+
+def _examine_number(text: str, cs: int, ce: int, out: list[PiiMatch]) -> int:
+    """Look for numeric PII in the number ``text[cs:ce]``; returns where scanning resumes."""
+    chunk = text[cs:ce]
+    digits = _NON_DIGIT.sub("", chunk)
+    nd = len(digits)
+    if nd < 7:
+        return ce
+    # IBAN: a country code and check digits shortly before (or at) the digit run.
+    for im in _IBAN_START.finditer(text, max(0, cs - 30), min(len(text), cs + 4)):
+        end = _iban_match(text, im.start(), out)
+        if end > cs:
+            return end
+    d = _DATE.match(chunk)
+    if d is not None and d.end() == len(chunk):
+        return ce
+    tokens = _context_tokens(text, cs)
+    if nd >= 12:
+        _card_matches(text, cs, ce, tokens, out)
+    if nd >= 9:
+        _ssn_matches(text, cs, ce, chunk, tokens, out)
+    if not _phone_matches(text, cs, ce, chunk, nd, tokens, out):
+        _context_phone(text, cs, ce, chunk, nd, tokens, out)
+    return ce
+
+
+def _numeric_matches(text: str, out: list[PiiMatch]) -> None:
+    if text.isascii():
+        candidates = _CAND_BYTES.finditer(text.encode("ascii").translate(_SHAPE))
+    else:
+        candidates = _CAND_STR.finditer(text)
+    resume = 0
+    for cand in candidates:
+        cs, ce = cand.span()
+        if cs < resume:
+            continue
+        while ce > cs and text[ce - 1] not in _DIGITS:
+            ce -= 1
+        while cs > resume and text[cs - 1] in _CHUNK_CHARS:
+            cs -= 1
+        while text[cs] not in _DIGITS and text[cs] not in "+(":
+            cs += 1
+        resume = _examine_number(text, cs, ce, out)
+
+
+# =========================================================================== e-mail
+
+_EMAIL = re.compile(
+    r"(?<![\w.%+\-'])[A-Za-z0-9_%+\-](?:[A-Za-z0-9_.%+\-'](?!\.\.)){0,63}"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
+    r"(?![\w\-]|\.[A-Za-z0-9])"
+)
+_RETINA = re.compile(r"\d+(?:\.\d+)?x\.")
+# "logo@2x.png", "bundle@1.2.3.tgz": file names, not mailboxes.
+_NOT_TLDS = frozenset(
+    "png jpg jpeg gif svg webp bmp ico tif tiff pdf js mjs cjs ts tsx jsx css scss html "
+    "htm json xml txt yaml yml toml lock csv log ini cfg exe dll whl tgz".split()
+)
+
+
+def _email_matches(text: str, out: list[PiiMatch]) -> None:
+    at = text.find("@")
+    resume = 0
+    while at != -1:
+        m = _EMAIL.search(text, max(resume, at - 64), min(len(text), at + 256))
+        if m is not None and m.start() <= at < m.end():
+            value = m.group()
+            domain = value[value.index("@") + 1 :]
+            tld = domain[domain.rfind(".") + 1 :].lower()
+            if tld not in _NOT_TLDS and _RETINA.match(domain) is None:
+                out.append(PiiMatch("email", m.start(), m.end(), "email address"))
+            resume = m.end()
+            at = text.find("@", resume)
+        else:
+            at = text.find("@", at + 1)
+
+
+# =========================================================================== secrets
+
+_PEM_KIND = r"(?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|PGP|SSH2) )?PRIVATE KEY(?: BLOCK)?"
+
+# (substrings that must occur, pattern, detail, group): the reported span is that group's.
+# Every pattern starts with a literal so the regex engine can jump to candidates.
+_SECRET_RULES: tuple[tuple[tuple[str, ...], re.Pattern[str], str, int], ...] = (
+    (
+        ("-----BEGIN",),
+        re.compile(
+            "-----BEGIN " + _PEM_KIND + r"-----(?:[\s\S]{0,20000}?-----END " + _PEM_KIND + "-----)?"
+        ),
+        "private key block",
+        0,
+    ),
+    (
+        ("AKIA", "ASIA", "AIDA", "AROA", "AGPA", "ANPA", "ANVA", "AIPA"),
+        re.compile(r"A(?:KIA|SIA|IDA|ROA|GPA|NPA|NVA|IPA)(?<![A-Za-z0-9]....)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+        "AWS access key id",
+        0,
+    ),
+    (
+        ("gh",),
+        re.compile(r"gh[pousr]_(?<![A-Za-z0-9_]....)[A-Za-z0-9]{36,251}(?![A-Za-z0-9_])"),
+        "GitHub token",
+        0,
+    ),
+    (
+        ("github_pat_",),
+        re.compile(r"github_pat_(?<![A-Za-z0-9_]github_pat_)[A-Za-z0-9_]{22,255}"),
+        "GitHub token",
+        0,
+    ),
+    (
+        ("glpat-",),
+        re.compile(r"glpat-(?<![A-Za-z0-9_]glpat-)[A-Za-z0-9_\-]{20,}"),
+        "GitLab token",
+        0,
+    ),
+    (
+        ("xox",),
+        re.compile(r"xox[abposr]-(?<![A-Za-z0-9_].....)[A-Za-z0-9\-]{10,}(?![A-Za-z0-9\-])"),
+        "Slack token",
+        0,
+    ),
+    (
+        ("hooks.slack.com",),
+        re.compile(r"hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{16,}"),
+        "Slack webhook URL",
+        0,
+    ),
+    (
+        ("k_live_", "k_test_"),
+        re.compile(r"(?<![A-Za-z0-9_])[rs]k_(?:live|test)_[A-Za-z0-9]{10,}"),
+        "Stripe secret key",
+        0,
+    ),
+    (
+        ("AIza",),
+        re.compile(r"AIza(?<![A-Za-z0-9_\-]AIza)[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"),
+        "Google API key",
+        0,
+    ),
+    (
+        ("sk-",),
+        re.compile(r"sk-(?<![A-Za-z0-9_\-]sk-)(?:(?:proj|svcacct|admin|ant|or)-)?[A-Za-z0-9_\-]{20,}"),
+        "API secret key",
+        0,
+    ),
+    (
+        ("hf_",),
+        re.compile(r"hf_(?<![A-Za-z0-9_]hf_)[A-Za-z0-9]{30,40}(?![A-Za-z0-9])"),
+        "Hugging Face token",
+        0,
+    ),
+    (
+        ("npm_",),
+        re.compile(r"npm_(?<![A-Za-z0-9_]npm_)[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
+        "npm token",
+        0,
+    ),
+    (
+        ("SG.",),
+        re.compile(r"SG\.(?<![A-Za-z0-9_]SG\.)[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}(?![\w\-])"),
+        "SendGrid API key",
+        0,
+    ),
+    (
+        ("earer", "EARER"),
+        re.compile(r"(?i:bearer)(?<![A-Za-z0-9]......)\s+([A-Za-z0-9._~+/\-]{20,}=*)(?![\w.~+/=\-])"),
+        "bearer token",
+        1,
+    ),
+    (
+        ("eyJ",),
+        re.compile(r"eyJ(?<![A-Za-z0-9_\-]eyJ)[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"),
+        "JWT",
+        0,
+    ),
+)
+
+# Labelled credentials: "api_key = ...", "client_secret: ...", "AWS_SECRET_ACCESS_KEY=...".
+_LABEL_SUFFIXES = ("key", "Key", "KEY", "secret", "Secret", "SECRET", "token", "Token", "TOKEN")
+_LABEL_HEAD = re.compile(
+    r"(?i)(?:^|[^a-z0-9])(?:(?P<aws>aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)|"
+    r"api[_\-\s]?key|api[_\-]?secret|secret[_\-]?key|client[_\-]?secret|app[_\-]?secret|"
+    r"access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|private[_\-]?token|bot[_\-]?token|"
+    r"(?P<bare>secret|token))$"
+)
+_LABEL_VALUE = re.compile(
+    r"[\"']?\s*(?::=|=>|[:=])\s*[\"']?([A-Za-z0-9_\-./+=]{16,})(?![A-Za-z0-9_\-./+=])"
+)
+
+
+def _random_looking(value: str) -> bool:
+    """A token rather than prose or a placeholder: a digit, or upper and lower case."""
+    if any(ch in _DIGITS for ch in value):
+        return True
+    return any(ch.isupper() for ch in value) and any(ch.islower() for ch in value)
+
+
+def _labelled_secrets(text: str, out: list[PiiMatch]) -> None:
+    for suffix in _LABEL_SUFFIXES:
+        pos = text.find(suffix)
+        while pos != -1:
+            label_end = pos + len(suffix)
+            vm = _LABEL_VALUE.match(text, label_end)
+            if vm is not None:
+                head = _LABEL_HEAD.search(text, max(0, pos - 24), label_end)
+                if head is not None:
+                    value = vm.group(1)
+                    has_digit = any(ch in _DIGITS for ch in value)
+                    if head.group("aws"):
+                        if len(value) == 40 and "-" not in value and "_" not in value:
+                            out.append(
+                                PiiMatch("secret", *vm.span(1), "AWS secret access key")
+                            )
+                    elif head.group("bare"):
+                        if has_digit and len(value) >= 20 and any(c.isalpha() for c in value):
+                            out.append(PiiMatch("secret", *vm.span(1), "labelled secret"))
+                    elif _random_looking(value):
+                        out.append(PiiMatch("secret", *vm.span(1), "labelled API secret"))
+            pos = text.find(suffix, label_end)
+
+
+def _secret_matches(text: str, out: list[PiiMatch]) -> None:
+    for needles, pattern, detail, group in _SECRET_RULES:
+        if not any(n in text for n in needles):
+            continue
+        for m in pattern.finditer(text):
+            if group:
+                value = m.group(group)
+                if not _random_looking(value):
+                    continue
+            elif detail == "API secret key":
+                body = m.group()[3:]
+                if not _random_looking(body) or _LONG_ALNUM.search(body) is None:
+                    continue
+            out.append(PiiMatch("secret", m.start(group), m.end(group), detail))
+    if ("=" in text or ":" in text) and any(s in text for s in _LABEL_SUFFIXES):
+        _labelled_secrets(text, out)
+
+
+_LONG_ALNUM = re.compile(r"[A-Za-z0-9]{16}")
+
+# =========================================================================== public API
+
+
+def find_pii(text: str) -> list[PiiMatch]:
+    """All PII and secret spans in ``text``, sorted by start and non-overlapping."""
+    found: list[PiiMatch] = []
+    _secret_matches(text, found)
+    if "@" in text:
+        _email_matches(text, found)
+    _numeric_matches(text, found)
+    if len(found) < 2:
+        return found
+    return _resolve(found)
+
+
+def _resolve(found: list[PiiMatch]) -> list[PiiMatch]:
+    ranked = sorted(found, key=lambda m: (_PRIORITY[m.kind], m.start - m.end, m.start))
+    kept: list[PiiMatch] = []
+    for m in ranked:
+        if all(m.end <= k.start or m.start >= k.end for k in kept):
+            kept.append(m)
+    kept.sort(key=lambda m: m.start)
+    return kept
+
+
+def redact(text: str, matches: list[PiiMatch]) -> str:
+    """``text`` with each match replaced by its kind as a tag, e.g. ``[EMAIL]``."""
+    parts: list[str] = []
+    pos = 0
+    for m in sorted(matches, key=lambda m: (m.start, -m.end)):
+        if m.start < pos:
+            continue  # overlaps a span already replaced
+        parts.append(text[pos : m.start])
+        parts.append(f"[{m.kind.upper()}]")
+        pos = m.end
+    parts.append(text[pos:])
+    return "".join(parts)

@@ -1,0 +1,1 @@
+"""One screen per module; each loads its data in thread workers that only post messages."""

@@ -1,0 +1,62 @@
+"""What every ftod screen shares: where data comes from, going back, and the search line."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol, cast
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from store.datasets import DatasetRepository
+from store.workspace import Workspace
+
+
+class DataSource(Protocol):
+    """What screens need from the app: the workspace and a repository (opened lazily).
+
+    `repository()` may open the store (and run migrations), so workers call it from their
+    thread, never the UI thread.
+    """
+
+    @property
+    def workspace(self) -> Workspace: ...
+
+    def repository(self) -> DatasetRepository: ...
+
+
+def data_source(app: App[object]) -> DataSource:
+    """The running FtodApp seen through the DataSource protocol (kept free of an app import)."""
+    return cast(DataSource, app)
+
+
+class FtodScreen(Screen[None]):
+    """Base of the full-page screens: `escape` goes back to the previous one."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="screen.back", tooltip="Go back to the previous screen"),
+    ]
+
+    @property
+    def source(self) -> DataSource:
+        return data_source(self.app)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":
+            # The first screen has nowhere to go back to; hide the binding there.
+            return len(self.app.screen_stack) > 1 or self.has_open_search()
+        return True
+
+    def has_open_search(self) -> bool:
+        """Screens with a search line override this so escape closes it first."""
+        return False
+
+    def close_search(self) -> None:
+        """Close and clear the search line (screens with one override this)."""
+
+    def action_back(self) -> None:
+        if self.has_open_search():
+            self.close_search()
+            return
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()

@@ -1,0 +1,1 @@
+"""Reusable widgets of the ftod dashboard; none of them reads the store."""
