@@ -359,10 +359,10 @@ class DatasetRepository:
             params.append("$." + ".".join(f'"{part}"' for part in field_name.split(".")))
         params.append(version_id)
         with self.store.reading() as connection:
-            table = connection.execute(
+            table = connection.sql(
                 f"SELECT {', '.join(selects)} FROM examples WHERE version_id = ? AND valid "
                 "ORDER BY line",
-                params,
+                params=params,
             ).to_arrow_table()
         return {name: table.column(index).to_pylist() for index, name in enumerate(table.column_names)}
 
@@ -382,7 +382,7 @@ class DatasetRepository:
         # The export is read in one short connection: the store is not held while writing
         # the output file, only while fetching, and the rows are streamed in batches.
         with self.store.reading() as connection:
-            reader = connection.execute(query, params).to_arrow_reader(batch_rows)
+            reader = connection.sql(query, params=params).to_arrow_reader(batch_rows)
             batches = list(reader)
         for batch in batches:
             for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
