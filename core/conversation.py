@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from core.findings import Severity
@@ -71,7 +72,10 @@ def _content_text(content: object, where: str) -> tuple[str | None, str | None]:
                 pieces.append(part)
                 continue
             if not isinstance(part, dict):
-                return None, f"{where}: content part {part_index} is {_describe(part)}, not an object"
+                return (
+                    None,
+                    f"{where}: content part {part_index} is {_describe(part)}, not an object",
+                )
             part_type = part.get("type", "text")
             if part_type in TEXT_PART_TYPES:
                 text = part.get("text")
@@ -176,7 +180,9 @@ def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
         where = f"message {index}"
         if not isinstance(message, dict):
             return None, [
-                RowProblem("invalid_schema", "error", f"{where} is {_describe(message)}, not an object")
+                RowProblem(
+                    "invalid_schema", "error", f"{where} is {_describe(message)}, not an object"
+                )
             ]
         role = message.get("role")
         if role is None:
@@ -199,7 +205,11 @@ def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
         if "tool_calls" in message and message["tool_calls"] is not None:
             if role != "assistant":
                 return None, [
-                    RowProblem("invalid_schema", "error", f"{where} has 'tool_calls'; only assistant turns may")
+                    RowProblem(
+                        "invalid_schema",
+                        "error",
+                        f"{where} has 'tool_calls'; only assistant turns may",
+                    )
                 ]
             problem = _check_tool_calls(message["tool_calls"], where)
             if problem is not None:
@@ -209,16 +219,26 @@ def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
         weight = message.get("weight")
         if weight is not None and (isinstance(weight, bool) or weight not in (0, 1)):
             return None, [
-                RowProblem("invalid_schema", "error", f"{where} has weight {weight!r}; expected 0 or 1")
+                RowProblem(
+                    "invalid_schema", "error", f"{where} has weight {weight!r}; expected 0 or 1"
+                )
             ]
         if weight is not None and role != "assistant":
             return None, [
-                RowProblem("invalid_schema", "error", f"{where} has a weight; only assistant turns are weighted")
+                RowProblem(
+                    "invalid_schema",
+                    "error",
+                    f"{where} has a weight; only assistant turns are weighted",
+                )
             ]
         for key in ("tool_call_id", "name"):
             if key in message and message[key] is not None and not isinstance(message[key], str):
                 return None, [
-                    RowProblem("invalid_schema", "error", f"{where}: '{key}' is {_describe(message[key])}, not a string")
+                    RowProblem(
+                        "invalid_schema",
+                        "error",
+                        f"{where}: '{key}' is {_describe(message[key])}, not a string",
+                    )
                 ]
         messages.append(message)
         texts.append(text)
@@ -239,7 +259,9 @@ def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
 
     empty_turns = [
         f"{index} ({message['role']})"
-        for index, (message, text) in enumerate(zip(messages, conversation.texts, strict=True), start=1)
+        for index, (message, text) in enumerate(
+            zip(messages, conversation.texts, strict=True), start=1
+        )
         if not text.strip() and not _has_tool_calls(message)
     ]
     if empty_turns:
@@ -273,14 +295,20 @@ def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
             break
     dialog = [(i, role) for i, role in enumerate(roles) if role not in SYSTEM_ROLES]
     if dialog and dialog[0][1] == "assistant":
-        order_problems.append(f"the conversation opens with an assistant turn (message {dialog[0][0] + 1})")
+        order_problems.append(
+            f"the conversation opens with an assistant turn (message {dialog[0][0] + 1})"
+        )
     elif dialog and dialog[0][1] in TOOL_ROLES:
-        order_problems.append(f"the conversation opens with a tool message (message {dialog[0][0] + 1})")
+        order_problems.append(
+            f"the conversation opens with a tool message (message {dialog[0][0] + 1})"
+        )
     open_call_ids: set[str] = set()
     calls_pending = False
-    for (prev_index, prev_role), (index, role) in zip(dialog, dialog[1:], strict=False):
+    for (prev_index, prev_role), (index, role) in pairwise(dialog):
         if role == "user" and prev_role == "user":
-            order_problems.append(f"two user turns in a row (messages {prev_index + 1} and {index + 1})")
+            order_problems.append(
+                f"two user turns in a row (messages {prev_index + 1} and {index + 1})"
+            )
             break
         if (
             role == "assistant"
@@ -307,7 +335,8 @@ def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
             call_id = message.get("tool_call_id")
             if isinstance(call_id, str) and open_call_ids and call_id not in open_call_ids:
                 order_problems.append(
-                    f"tool message {index + 1} answers tool_call_id {call_id!r}, which no earlier call made"
+                    f"tool message {index + 1} answers tool_call_id {call_id!r}, "
+                    "which no earlier call made"
                 )
                 break
         elif role == "user":
@@ -319,8 +348,11 @@ def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
             f"the conversation ends on a {last_role} turn (message {last_index + 1}), "
             "not an assistant reply"
         )
-    if assistant_indexes and dialog and dialog[-1][1] == "assistant" and _has_tool_calls(
-        messages[dialog[-1][0]]
+    if (
+        assistant_indexes
+        and dialog
+        and dialog[-1][1] == "assistant"
+        and _has_tool_calls(messages[dialog[-1][0]])
     ):
         order_problems.append("the conversation ends on a tool call that is never answered")
     if order_problems:

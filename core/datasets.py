@@ -109,7 +109,7 @@ def add_dataset(
     repository: DatasetRepository,
     path: Path,
     name: str,
-    options: CheckOptions = CheckOptions(),
+    options: CheckOptions | None = None,
     *,
     strict: bool = False,
     progress: ProgressCallback | None = None,
@@ -128,7 +128,7 @@ def add_dataset(
     with _staging_file(workspace) as staging_path:
         sink = ParquetRowSink(staging_path)
         try:
-            report = check_file(path, options, sink=sink, progress=progress)
+            report = check_file(path, options or CheckOptions(), sink=sink, progress=progress)
         finally:
             sink.close()
         if strict and report.error_count:

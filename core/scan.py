@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +151,10 @@ def split_texts(conversation: Conversation) -> tuple[str, str, str]:
 
 
 def dialog_text(user_text: str, assistant_text: str) -> str:
-    """What near-duplicate detection compares: the non-system turns, never the shared system prompt."""
+    """What near-duplicate detection compares: the non-system turns.
+
+    Never the system prompt, which most rows share and would make every row look alike.
+    """
     return f"{user_text}\n{assistant_text}"
 
 
@@ -200,7 +203,9 @@ def _pii_finding(line: int, conversation: Conversation) -> Finding | None:
         for index, labels in sorted(by_message.items())
     )
     severity: Severity = "error" if any(s.kind in PII_ERROR_KINDS for s in spans) else "warning"
-    return Finding("pii", severity, (line,), f"personal data or secret: {where}", spans=tuple(spans))
+    return Finding(
+        "pii", severity, (line,), f"personal data or secret: {where}", spans=tuple(spans)
+    )
 
 
 class _Scanner:
@@ -251,13 +256,17 @@ class _Scanner:
             problem.severity == "error" for problem in problems
         )
         for problem in problems:
-            self.findings.append(Finding(problem.check, problem.severity, (row.line,), problem.message))
+            self.findings.append(
+                Finding(problem.check, problem.severity, (row.line,), problem.message)
+            )
         if conversation is None:
             self._store({"line": row.line, "valid": False, "raw": row.raw})
             return
 
         system, user, assistant = split_texts(conversation)
-        total_tokens, assistant_tokens = self.counter.count(conversation.messages, conversation.texts)
+        total_tokens, assistant_tokens = self.counter.count(
+            conversation.messages, conversation.texts
+        )
         if total_tokens > self.options.max_seq_len:
             how = "" if self.counter.exact else " (estimated)"
             self.findings.append(
@@ -312,7 +321,9 @@ class _Scanner:
         self._flush()
 
 
-def _report_progress(progress: ProgressCallback | None, stage: str) -> Callable[[int, int], None] | None:
+def _report_progress(
+    progress: ProgressCallback | None, stage: str
+) -> Callable[[int, int], None] | None:
     if progress is None:
         return None
     return lambda done, total: progress(stage, done, total)
@@ -360,15 +371,17 @@ def duplicate_findings(
             representatives: list[int] = []
             seen: set[tuple[int, str | None]] = set()
             for member in members:
-                key = (exact_group_of[member], parsed.labels[member])
-                if key in seen:
+                identity = (exact_group_of[member], parsed.labels[member])
+                if identity in seen:
                     continue
-                seen.add(key)
+                seen.add(identity)
                 candidate_pairs.extend((r, member) for r in representatives[:50])
                 representatives.append(member)
     del by_input
     near_inputs = minhash.near_duplicate_pairs(
-        inputs, CONTRADICTION_MIN_INPUT_SIMILARITY, progress=_report_progress(progress, "similar questions")
+        inputs,
+        CONTRADICTION_MIN_INPUT_SIMILARITY,
+        progress=_report_progress(progress, "similar questions"),
     )
     del inputs
     candidate_pairs.extend(
@@ -381,12 +394,14 @@ def duplicate_findings(
         labels_differ = label_a is not None and label_b is not None and label_a != label_b
         if exact_group_of[first] == exact_group_of[second] and not labels_differ:
             continue
-        answers_similarity = minhash.jaccard(parsed.assistant_text(first), parsed.assistant_text(second))
+        answers_similarity = minhash.jaccard(
+            parsed.assistant_text(first), parsed.assistant_text(second)
+        )
         if labels_differ or answers_similarity < CONTRADICTION_MAX_OUTPUT_SIMILARITY:
             contradiction_pairs.add((min(first, second), max(first, second)))
     for group in minhash.group_pairs(count, contradiction_pairs):
         lines = tuple(parsed.lines[m] for m in group)
-        labels = sorted({parsed.labels[m] for m in group if parsed.labels[m] is not None})
+        labels = sorted({label for m in group if (label := parsed.labels[m]) is not None})
         label_note = f"; labels {', '.join(labels)}" if len(labels) > 1 else ""
         findings.append(
             Finding(
@@ -403,16 +418,19 @@ def duplicate_findings(
     kept = [
         (i, j)
         for i, j, _ in near_pairs
-        if exact_group_of[i] != exact_group_of[j] and (min(i, j), max(i, j)) not in contradiction_pairs
+        if exact_group_of[i] != exact_group_of[j]
+        and (min(i, j), max(i, j)) not in contradiction_pairs
     ]
     best_similarity: dict[tuple[int, int], float] = {(i, j): s for i, j, s in near_pairs}
     for group in minhash.group_pairs(count, kept):
         # A group made only of exact copies is reported once, as exact_duplicate.
         if len({exact_group_of[m] for m in group}) < 2:
             continue
-        similarities = [
-            s for (i, j), s in best_similarity.items() if i in group and j in group
-        ] if len(group) <= 50 else []
+        similarities = (
+            [s for (i, j), s in best_similarity.items() if i in group and j in group]
+            if len(group) <= 50
+            else []
+        )
         shown = f" (similarity {min(similarities):.2f}+)" if similarities else ""
         findings.append(
             Finding(
@@ -466,7 +484,9 @@ def leakage_findings(
 
 def _iter_source(path: Path, source_format: str, progress: ProgressCallback | None) -> Any:
     if source_format == "parquet":
-        return iter_parquet(path, None if progress is None else lambda n: progress("reading", n, None))
+        return iter_parquet(
+            path, None if progress is None else lambda n: progress("reading", n, None)
+        )
     total = path.stat().st_size
     return iter_jsonl(path, None if progress is None else lambda n: progress("reading", n, total))
 
@@ -490,14 +510,16 @@ def scan_rows(
         detail = f" First problem, line {first.lines[0]}: {first.message}." if first else ""
         raise InputError(
             f"{path}: none of its {scanner.rows} rows is a usable chat example "
-            f"(JSONL of {{\"messages\": [...]}} or prompt/completion expected).{detail}"
+            f'(JSONL of {{"messages": [...]}} or prompt/completion expected).{detail}'
         )
     return scanner, source_format
 
 
 def _check_options(options: CheckOptions) -> None:
     if options.max_seq_len < 1:
-        raise InputError(f"--max-seq-len must be a positive number of tokens, not {options.max_seq_len}")
+        raise InputError(
+            f"--max-seq-len must be a positive number of tokens, not {options.max_seq_len}"
+        )
     if not 0.0 < options.near_dup_threshold <= 1.0:
         raise InputError(
             f"--near-dup-threshold must be in (0, 1], not {options.near_dup_threshold}"

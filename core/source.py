@@ -54,7 +54,11 @@ def sniff_format(path: Path) -> str:
         raise InputError(f"{path} is empty: no rows to read")
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
-    if head.startswith(b"\x1f\x8b") or head.startswith(b"PK\x03\x04") or head.startswith(b"\x28\xb5\x2f\xfd"):
+    if (
+        head.startswith(b"\x1f\x8b")
+        or head.startswith(b"PK\x03\x04")
+        or head.startswith(b"\x28\xb5\x2f\xfd")
+    ):
         raise InputError(f"{path} is compressed (gzip/zip/zstd); decompress it first")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError(f"{path} is UTF-16 encoded; convert it to UTF-8 JSONL")
@@ -108,7 +112,9 @@ def _parse_line(raw_line: bytes, line_number: int, *, is_last: bool) -> SourceRo
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
-        return SourceRow(line_number, body.decode("utf-8", "replace"), error=_decode_error(body, error))
+        return SourceRow(
+            line_number, body.decode("utf-8", "replace"), error=_decode_error(body, error)
+        )
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -128,7 +134,7 @@ def iter_parquet(path: Path, on_rows: Callable[[int], None] | None = None) -> It
 
     try:
         parquet = pq.ParquetFile(path)
-    except Exception as error:  # noqa: BLE001 - pyarrow raises several types for bad files
+    except Exception as error:
         raise InputError(f"{path}: not a readable Parquet file ({error})") from error
     columns = set(parquet.schema_arrow.names)
     if "messages" not in columns and not {"prompt", "completion"} <= columns:
@@ -150,5 +156,7 @@ def iter_parquet(path: Path, on_rows: Callable[[int], None] | None = None) -> It
                 on_rows(row_number)
     except InputError:
         raise
-    except Exception as error:  # noqa: BLE001 - corrupt pages surface mid-iteration
-        raise InputError(f"{path}: Parquet file is damaged near row {row_number + 1} ({error})") from error
+    except Exception as error:
+        raise InputError(
+            f"{path}: Parquet file is damaged near row {row_number + 1} ({error})"
+        ) from error

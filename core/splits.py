@@ -111,12 +111,22 @@ def plan_split(
             units.sort(key=lambda unit: (positions[unit], unit))
             n_val, n_test = _quota(len(units), (val, test))
             for rank, unit in enumerate(units):
-                split_of_unit[unit] = "val" if rank < n_val else "test" if rank < n_val + n_test else "train"
+                split_of_unit[unit] = (
+                    "val" if rank < n_val else "test" if rank < n_val + n_test else "train"
+                )
 
     assignments = [split_of_unit[unit] for unit in unit_of_row]
     manifest = _manifest(
-        lines, assignments, content_hashes, unit_of_row, strata_values,
-        seed=seed, val=val, test=test, group_by=group_by, stratify=stratify,
+        lines,
+        assignments,
+        content_hashes,
+        unit_of_row,
+        strata_values,
+        seed=seed,
+        val=val,
+        test=test,
+        group_by=group_by,
+        stratify=stratify,
         missing_group=missing_group,
     )
     findings = _cross_split_leakage(columns, assignments, near_dup_threshold)
@@ -159,7 +169,9 @@ def _manifest(
         "test": test,
         "group_by": group_by,
         "stratify": stratify,
-        "method": "per-stratum quota on sha256(seed, unit)" if stratify else "threshold on sha256(seed, unit)",
+        "method": "per-stratum quota on sha256(seed, unit)"
+        if stratify
+        else "threshold on sha256(seed, unit)",
         "splits": per_split,
         "strata": strata_table,
         "rows_missing_group": missing_group,

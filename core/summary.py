@@ -96,12 +96,16 @@ def histogram(values: Sequence[int]) -> list[dict[str, Any]]:
     """Counts per bucket `(previous edge, edge]`, the last bucket open-ended."""
     array = np.asarray(values, dtype=np.int64)
     edges = np.asarray(TOKEN_BUCKETS, dtype=np.int64)
-    positions = np.searchsorted(edges, array, side="left") if array.size else np.array([], dtype=np.int64)
+    positions = (
+        np.searchsorted(edges, array, side="left") if array.size else np.array([], dtype=np.int64)
+    )
     counts = np.bincount(positions, minlength=len(edges) + 1)
     buckets = []
     lower = 0
     for index, upper in enumerate(TOKEN_BUCKETS):
-        buckets.append({"label": f"≤{upper}", "low": lower + 1, "high": upper, "count": int(counts[index])})
+        buckets.append(
+            {"label": f"≤{upper}", "low": lower + 1, "high": upper, "count": int(counts[index])}
+        )
         lower = upper
     buckets.append({"label": f">{lower}", "low": lower + 1, "high": None, "count": int(counts[-1])})
     return buckets

@@ -60,15 +60,21 @@ class TokenizerCounter:
 
     def __init__(self, folder: Path) -> None:
         if not folder.is_dir():
-            raise InputError(f"--tokenizer {folder}: not a folder (expected a local HF tokenizer folder)")
+            raise InputError(
+                f"--tokenizer {folder}: not a folder (expected a local HF tokenizer folder)"
+            )
         try:
             from transformers import AutoTokenizer  # heavy: imported only when asked for
 
             self._tokenizer: Any = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        except Exception as error:  # noqa: BLE001 - any loader failure is a bad input folder
-            raise InputError(f"--tokenizer {folder}: cannot load a tokenizer there ({error})") from error
+        except Exception as error:
+            raise InputError(
+                f"--tokenizer {folder}: cannot load a tokenizer there ({error})"
+            ) from error
         self._has_template = bool(getattr(self._tokenizer, "chat_template", None))
-        self.label = f"tokenizer {folder.name}" + ("" if self._has_template else " (no chat template)")
+        self.label = f"tokenizer {folder.name}" + (
+            "" if self._has_template else " (no chat template)"
+        )
 
     def _encode(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False))

@@ -146,7 +146,7 @@ _VERSION_COLUMNS = """v.version_id, d.name, v.version, v.sha256, v.source_path, 
 
 def _version_from_row(row: tuple[Any, ...]) -> VersionRecord:
     summary = json.loads(row[12]) if row[12] else {}
-    return VersionRecord(*row[:12], summary, row[13])  # type: ignore[arg-type]
+    return VersionRecord(*row[:12], summary, row[13])  # type: ignore[call-arg]
 
 
 class DatasetRepository:
@@ -262,7 +262,7 @@ class DatasetRepository:
             rows = connection.execute(
                 f"""SELECT finding_id, check_id, severity, lines, message, other_path,
                            other_lines, spans, split_id
-                    FROM findings WHERE {' AND '.join(clauses)}
+                    FROM findings WHERE {" AND ".join(clauses)}
                     ORDER BY first_line, check_id, finding_id LIMIT ? OFFSET ?""",
                 params,
             ).fetchall()
@@ -281,7 +281,9 @@ class DatasetRepository:
             for row in rows
         ]
 
-    def count_findings(self, version_id: int, check: str | None = None, search: str | None = None) -> int:
+    def count_findings(
+        self, version_id: int, check: str | None = None, search: str | None = None
+    ) -> int:
         clauses = ["version_id = ?"]
         params: list[Any] = [version_id]
         if check is not None:
@@ -331,8 +333,9 @@ class DatasetRepository:
         params += [limit, offset]
         with self.store.reading() as connection:
             rows = connection.execute(
-                f"""SELECT line, valid, left(coalesce(user_text, raw), 200), label, slice, total_tokens
-                    FROM examples WHERE {' AND '.join(clauses)} ORDER BY line LIMIT ? OFFSET ?""",
+                f"""SELECT line, valid, left(coalesce(user_text, raw), 200), label, slice,
+                           total_tokens
+                    FROM examples WHERE {" AND ".join(clauses)} ORDER BY line LIMIT ? OFFSET ?""",
                 params,
             ).fetchall()
         return [ExampleListing(*row) for row in rows]
@@ -346,7 +349,7 @@ class DatasetRepository:
                 [version_id],
             ).fetchall()
         return [
-            SplitRecord(*row[:7], json.loads(row[7]), row[8])  # type: ignore[arg-type]
+            SplitRecord(*row[:7], json.loads(row[7]), row[8])  # type: ignore[call-arg]
             for row in rows
         ]
 
@@ -364,7 +367,9 @@ class DatasetRepository:
                 "ORDER BY line",
                 params=params,
             ).to_arrow_table()
-        return {name: table.column(index).to_pylist() for index, name in enumerate(table.column_names)}
+        return {
+            name: table.column(index).to_pylist() for index, name in enumerate(table.column_names)
+        }
 
     def iter_export_rows(
         self, version_id: int, split_id: int | None, split: str | None, batch_rows: int = 10_000
@@ -379,14 +384,12 @@ class DatasetRepository:
             query = """SELECT line, messages, metadata, tools FROM examples
                        WHERE version_id = ? AND valid ORDER BY line"""
             params = [version_id]
-        # The export is read in one short connection: the store is not held while writing
-        # the output file, only while fetching, and the rows are streamed in batches.
+        # Fetched as compact Arrow batches inside one short connection, then handed out
+        # after it closes: the store is never held while the caller writes its file.
         with self.store.reading() as connection:
-            reader = connection.sql(query, params=params).to_arrow_reader(batch_rows)
-            batches = list(reader)
+            batches = list(connection.sql(query, params=params).to_arrow_reader(batch_rows))
         for batch in batches:
-            for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
-                yield row  # type: ignore[misc]
+            yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
 
     # -- writes ------------------------------------------------------------------------
     def add_version(
@@ -409,7 +412,9 @@ class DatasetRepository:
     ) -> VersionRecord:
         """Insert a new version with its examples and findings in one transaction."""
         with self.store.writing() as connection:
-            row = connection.execute("SELECT dataset_id FROM datasets WHERE name = ?", [name]).fetchone()
+            row = connection.execute(
+                "SELECT dataset_id FROM datasets WHERE name = ?", [name]
+            ).fetchone()
             stamp = created_at or datetime.now()
             if row is None:
                 row = connection.execute(
@@ -476,8 +481,16 @@ class DatasetRepository:
                 """INSERT INTO splits (version_id, seed, val_fraction, test_fraction, group_by,
                        stratify, manifest, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    RETURNING split_id""",
-                [version_id, seed, val_fraction, test_fraction, group_by, stratify,
-                 json.dumps(manifest), created_at or datetime.now()],
+                [
+                    version_id,
+                    seed,
+                    val_fraction,
+                    test_fraction,
+                    group_by,
+                    stratify,
+                    json.dumps(manifest),
+                    created_at or datetime.now(),
+                ],
             ).fetchone()
             assert row is not None
             split_id = int(row[0])

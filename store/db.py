@@ -40,7 +40,11 @@ def _process_lock(path: Path) -> threading.RLock:
 
 def _is_lock_conflict(error: Exception) -> bool:
     text = str(error)
-    return "Could not set lock" in text or "Conflicting lock" in text or "different configuration" in text
+    return (
+        "Could not set lock" in text
+        or "Conflicting lock" in text
+        or "different configuration" in text
+    )
 
 
 class Store:
@@ -143,7 +147,8 @@ class Store:
         with self.writing() as connection:
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
-                " version INTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+                " version INTEGER PRIMARY KEY,"
+                " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
             )
             current = _current_version(connection)
             for version, statements in MIGRATIONS:

@@ -33,7 +33,9 @@ def _as_workspace_dir(path: Path) -> Path:
     return path / WORKSPACE_DIRNAME
 
 
-def find_workspace(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Workspace:
+def find_workspace(
+    explicit: str | os.PathLike[str] | None = None, start: Path | None = None
+) -> Workspace:
     """Resolve the workspace as git resolves `.git`: explicit, then env, then upward search."""
     named = explicit if explicit is not None else os.environ.get(WORKSPACE_ENV) or None
     if named is not None:

@@ -38,32 +38,62 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any] | str | bytes]) -> Pat
 
 
 CLEAN_TOPICS = [
-    ("Where is my parcel? Tracking says it left the depot on Monday.",
-     "It is with the local courier now and should be delivered by Thursday evening."),
-    ("Can I change the delivery address for an order I placed this morning?",
-     "Yes, as long as it has not shipped. I have updated it to the new address you gave."),
-    ("The blender I bought arrived with a cracked jug. What can I do?",
-     "I'm sorry about that. I've started a replacement; the courier will collect the broken one."),
-    ("How do I turn on two-factor authentication for my account?",
-     "Go to Settings, then Security, and choose 'Enable 2FA'. Scan the QR code with your app."),
-    ("Why was I charged twice for the same subscription this month?",
-     "One of the charges is a pending authorisation; it will drop off within three working days."),
-    ("Does the X200 vacuum work on thick carpets?",
-     "It does: switch it to turbo mode, which raises suction for deep pile carpets."),
-    ("My smart plug keeps disconnecting from the Wi-Fi at night.",
-     "Please move it off the 5 GHz band; the plug only supports 2.4 GHz networks."),
-    ("Can I pay with a gift card and a credit card on one order?",
-     "Yes. Enter the gift card first at checkout, then pay the rest by card."),
-    ("What is your return window for shoes that do not fit?",
-     "Unworn shoes can be returned within 60 days for a full refund or an exchange."),
-    ("The app crashes when I open my order history on Android.",
-     "Update to the latest version from the Play Store; that release fixes the crash."),
+    (
+        "Where is my parcel? Tracking says it left the depot on Monday.",
+        "It is with the local courier now and should be delivered by Thursday evening.",
+    ),
+    (
+        "Can I change the delivery address for an order I placed this morning?",
+        "Yes, as long as it has not shipped. I have updated it to the new address you gave.",
+    ),
+    (
+        "The blender I bought arrived with a cracked jug. What can I do?",
+        "I'm sorry about that. I've started a replacement; the courier will collect the broken one.",
+    ),
+    (
+        "How do I turn on two-factor authentication for my account?",
+        "Go to Settings, then Security, and choose 'Enable 2FA'. Scan the QR code with your app.",
+    ),
+    (
+        "Why was I charged twice for the same subscription this month?",
+        "One of the charges is a pending authorisation; it will drop off within three working days.",
+    ),
+    (
+        "Does the X200 vacuum work on thick carpets?",
+        "It does: switch it to turbo mode, which raises suction for deep pile carpets.",
+    ),
+    (
+        "My smart plug keeps disconnecting from the Wi-Fi at night.",
+        "Please move it off the 5 GHz band; the plug only supports 2.4 GHz networks.",
+    ),
+    (
+        "Can I pay with a gift card and a credit card on one order?",
+        "Yes. Enter the gift card first at checkout, then pay the rest by card.",
+    ),
+    (
+        "What is your return window for shoes that do not fit?",
+        "Unworn shoes can be returned within 60 days for a full refund or an exchange.",
+    ),
+    (
+        "The app crashes when I open my order history on Android.",
+        "Update to the latest version from the Play Store; that release fixes the crash.",
+    ),
 ]
 
 
 def clean_rows() -> list[dict[str, Any]]:
-    labels = ["shipping", "shipping", "refund", "account", "billing",
-              "product", "tech", "billing", "refund", "tech"]
+    labels = [
+        "shipping",
+        "shipping",
+        "refund",
+        "account",
+        "billing",
+        "product",
+        "tech",
+        "billing",
+        "refund",
+        "tech",
+    ]
     return [
         chat(user, assistant, label=label, slice="task", customer_id=f"c{index % 4}")
         for index, ((user, assistant), label) in enumerate(zip(CLEAN_TOPICS, labels, strict=True))

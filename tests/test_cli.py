@@ -44,26 +44,53 @@ def test_init_then_add_list_show_export(tmp_path: Path, jsonl_file: Callable[...
     assert "Added support@1: 11 rows (10 valid), 1 errors" in added.output
     same = ftod("data", "add", str(path), "--name", "support", "--json", workspace=ws)
     assert json.loads(same.output)["created"] is False and json.loads(same.output)["version"] == 1
-    assert "same content as support@1" in ftod("data", "add", str(path), "--name", "support", workspace=ws).output
+    assert (
+        "same content as support@1"
+        in ftod("data", "add", str(path), "--name", "support", workspace=ws).output
+    )
 
     listing = json.loads(ftod("data", "list", "--json", workspace=ws).output)
-    assert [(d["name"], d["versions"], d["rows"], d["errors"]) for d in listing] == [("support", 1, 11, 1)]
+    assert [(d["name"], d["versions"], d["rows"], d["errors"]) for d in listing] == [
+        ("support", 1, 11, 1)
+    ]
     shown = json.loads(ftod("data", "show", "support@1", "--json", workspace=ws).output)
     assert shown["ref"] == "support@1" and shown["summary"]["labels"]["shipping"] == 2
     assert shown["findings"] == [
-        {"check": "invalid_json", "severity": "error", "lines": [11], "message": shown["findings"][0]["message"]}
+        {
+            "check": "invalid_json",
+            "severity": "error",
+            "lines": [11],
+            "message": shown["findings"][0]["message"],
+        }
     ]
     assert "support@1" in ftod("data", "show", "support", workspace=ws).output
     out = tmp_path / "export.jsonl"
     exported = ftod("data", "export", "support@1", "-o", str(out), workspace=ws)
     assert exported.exit_code == 0 and len(out.read_text().splitlines()) == 10
 
-    split = ftod("data", "split", "support", "--val", "0.2", "--test", "0.2", "--seed", "1", "--json", workspace=ws)
+    split = ftod(
+        "data",
+        "split",
+        "support",
+        "--val",
+        "0.2",
+        "--test",
+        "0.2",
+        "--seed",
+        "1",
+        "--json",
+        workspace=ws,
+    )
     manifest = json.loads(split.output)
     assert sum(s["rows"] for s in manifest["splits"].values()) == 10
     assert set(manifest["splits"]["train"]) >= {"rows", "sha256"}
     val_out = tmp_path / "val.jsonl"
-    assert ftod("data", "export", "support@1", "--split", "val", "-o", str(val_out), workspace=ws).exit_code == 0
+    assert (
+        ftod(
+            "data", "export", "support@1", "--split", "val", "-o", str(val_out), workspace=ws
+        ).exit_code
+        == 0
+    )
     assert len(val_out.read_text().splitlines()) == manifest["splits"]["val"]["rows"]
 
 
@@ -78,7 +105,9 @@ def test_check_json_contract_and_exit_codes(jsonl_file: Callable[..., Path]) -> 
     assert dirty.exit_code == 1
     findings = json.loads(dirty.output)["findings"]
     assert {(f["check"], tuple(f["lines"])) for f in findings} == {
-        ("exact_duplicate", (1, 11)), ("empty_content", (12,))}
+        ("exact_duplicate", (1, 11)),
+        ("empty_content", (12,)),
+    }
     for finding in findings:
         assert set(finding) >= {"check", "severity", "lines", "message"}
     human = ftod("data", "check", str(jsonl_file(rows)))
@@ -87,7 +116,10 @@ def test_check_json_contract_and_exit_codes(jsonl_file: Callable[..., Path]) -> 
 
 def test_check_against_reports_other(jsonl_file: Callable[..., Path]) -> None:
     train = jsonl_file(clean_rows(), name="train.jsonl")
-    held_out = jsonl_file([clean_rows()[3], chat("A genuinely new question about lamps?", "A new answer.")], name="eval.jsonl")
+    held_out = jsonl_file(
+        [clean_rows()[3], chat("A genuinely new question about lamps?", "A new answer.")],
+        name="eval.jsonl",
+    )
     result = ftod("data", "check", str(held_out), "--against", str(train), "--json")
     assert result.exit_code == 1
     leak = json.loads(result.output)["findings"][0]
@@ -100,11 +132,13 @@ def test_check_against_reports_other(jsonl_file: Callable[..., Path]) -> None:
     [
         (lambda d: d / "missing.jsonl", "no such file"),
         (lambda d: d, "folder"),
-        (lambda d: (d / "e.jsonl").write_bytes(b"") and d / "e.jsonl" or d / "e.jsonl", "empty"),
+        (lambda d: ((d / "e.jsonl").write_bytes(b"") and d / "e.jsonl") or d / "e.jsonl", "empty"),
         (lambda d: (d / "b.bin").write_bytes(b"\x00\x01\x02" * 100) and d / "b.bin", "binary"),
     ],
 )
-def test_unusable_input_exits_2_with_a_message(tmp_path: Path, setup: Callable[[Path], Path], fragment: str) -> None:
+def test_unusable_input_exits_2_with_a_message(
+    tmp_path: Path, setup: Callable[[Path], Path], fragment: str
+) -> None:
     path = setup(tmp_path)
     result = CliRunner().invoke(main, ["data", "check", str(path)])
     assert result.exit_code == 2
@@ -124,8 +158,13 @@ def test_usage_errors_exit_2(jsonl_file: Callable[..., Path]) -> None:
 def test_no_workspace_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "tui.cli", "data", "list"],
-        cwd=tmp_path, capture_output=True, text=True,
-        env={**{k: v for k, v in os.environ.items() if k != "FTOD_WORKSPACE"}, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "FTOD_WORKSPACE"},
+            "PYTHONPATH": str(ROOT),
+        },
     )
     assert result.returncode == 2
     assert "ftod init" in result.stderr and "Traceback" not in result.stderr
@@ -140,12 +179,16 @@ def test_unknown_dataset_and_version(tmp_path: Path, jsonl_file: Callable[..., P
     assert bad_version.exit_code == 2 and "no version 9" in bad_version.output
 
 
-def test_console_script_runs_from_a_real_process(tmp_path: Path, jsonl_file: Callable[..., Path]) -> None:
+def test_console_script_runs_from_a_real_process(
+    tmp_path: Path, jsonl_file: Callable[..., Path]
+) -> None:
     """The installed `ftod` entry point, as a user runs it (no CliRunner)."""
     ftod_bin = Path(sys.executable).parent / "ftod"
     if not ftod_bin.exists():
         pytest.skip("ftod console script not installed in this environment")
     path = jsonl_file([*clean_rows(), "{broken"])
-    result = subprocess.run([str(ftod_bin), "data", "check", str(path), "--json"], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(ftod_bin), "data", "check", str(path), "--json"], capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert json.loads(result.stdout)["findings"][0]["check"] == "invalid_json"

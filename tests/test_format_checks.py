@@ -15,11 +15,19 @@ CALL = {
     "role": "assistant",
     "content": None,
     "tool_calls": [
-        {"id": "call_1", "type": "function",
-         "function": {"name": "lookup_order", "arguments": "{\"order_id\": \"A-10293\"}"}}
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "lookup_order", "arguments": '{"order_id": "A-10293"}'},
+        }
     ],
 }
-TOOL = {"role": "tool", "tool_call_id": "call_1", "name": "lookup_order", "content": "{\"status\": \"packed\"}"}
+TOOL = {
+    "role": "tool",
+    "tool_call_id": "call_1",
+    "name": "lookup_order",
+    "content": '{"status": "packed"}',
+}
 
 
 def checks_of(row: Any) -> list[str]:
@@ -31,14 +39,41 @@ VALID_ROWS = [
     {"messages": [S, U, A]},
     {"messages": [U, A]},
     {"messages": [S, U, CALL, TOOL, A]},
-    {"messages": [S, U, {**A, "weight": 0}, {"role": "user", "content": "and the other?"}, {**A, "weight": 1}]},
+    {
+        "messages": [
+            S,
+            U,
+            {**A, "weight": 0},
+            {"role": "user", "content": "and the other?"},
+            {**A, "weight": 1},
+        ]
+    },
     {"messages": [S, U, A], "metadata": {"label": "shipping"}, "tools": [{"type": "function"}]},
     {"messages": [U, {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}]},
     {"messages": [{"role": "developer", "content": "x"}, U, A]},
     {"prompt": "Translate 'cat' to French.", "completion": "chat"},
     {"prompt": [S, U], "completion": [A]},
     {"messages": [S, S, U, A]},  # two leading system messages are fine
-    {"messages": [S, U, CALL, TOOL, CALL | {"tool_calls": [{"id": "call_2", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, {**TOOL, "tool_call_id": "call_2"}, A]},
+    {
+        "messages": [
+            S,
+            U,
+            CALL,
+            TOOL,
+            CALL
+            | {
+                "tool_calls": [
+                    {
+                        "id": "call_2",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": "{}"},
+                    }
+                ]
+            },
+            {**TOOL, "tool_call_id": "call_2"},
+            A,
+        ]
+    },
 ]
 
 
@@ -67,8 +102,14 @@ def test_valid_rows_have_no_errors(row: Any) -> None:
         ({"messages": [U, {**A, "weight": 2}]}, "weight 2"),
         ({"messages": [U, {**A, "weight": True}]}, "weight True"),
         ({"messages": [U, A], "metadata": "x"}, "'metadata' is a string"),
-        ({"messages": [U, {"role": "assistant", "content": None, "tool_calls": "f()"}]}, "'tool_calls' is a string"),
-        ({"messages": [U, {"role": "assistant", "content": [{"type": "text", "text": 5}]}]}, "no string 'text'"),
+        (
+            {"messages": [U, {"role": "assistant", "content": None, "tool_calls": "f()"}]},
+            "'tool_calls' is a string",
+        ),
+        (
+            {"messages": [U, {"role": "assistant", "content": [{"type": "text", "text": 5}]}]},
+            "no string 'text'",
+        ),
         ({"prompt": "a", "completion": 3}, "'completion' is a number"),
     ],
 )

@@ -25,9 +25,11 @@ def test_clean_rows_have_no_findings(jsonl_file: Callable[..., Path]) -> None:
 
 def test_exact_duplicates_after_whitespace_normalisation(jsonl_file: Callable[..., Path]) -> None:
     rows: list[Any] = clean_rows()
-    copy = chat("Where is my parcel?   Tracking says it left the depot on Monday. ",
-                "It is with the local courier now and should be delivered by  Thursday evening.",
-                label="shipping")
+    copy = chat(
+        "Where is my parcel?   Tracking says it left the depot on Monday. ",
+        "It is with the local courier now and should be delivered by  Thursday evening.",
+        label="shipping",
+    )
     rows.append(copy)
     report = check_file(jsonl_file(rows))
     assert by_check(report, "exact_duplicate") == [(1, 11)]
@@ -36,8 +38,12 @@ def test_exact_duplicates_after_whitespace_normalisation(jsonl_file: Callable[..
 
 def test_near_duplicates_are_grouped(jsonl_file: Callable[..., Path]) -> None:
     rows: list[Any] = clean_rows()
-    rows.append(chat("Where is my parcel? Tracking says it left the depot on monday!",
-                     "It is with the local courier now and should be delivered by Thursday evening. Thanks!"))
+    rows.append(
+        chat(
+            "Where is my parcel? Tracking says it left the depot on monday!",
+            "It is with the local courier now and should be delivered by Thursday evening. Thanks!",
+        )
+    )
     report = check_file(jsonl_file(rows))
     assert by_check(report, "near_duplicate") == [(1, 11)]
     assert by_check(report, "exact_duplicate") == []
@@ -55,18 +61,33 @@ def test_shared_system_prompt_does_not_make_rows_alike(jsonl_file: Callable[...,
 
 def test_contradiction_same_question_different_answer(jsonl_file: Callable[..., Path]) -> None:
     rows: list[Any] = clean_rows()
-    rows.append(chat("What is your return window for shoes that do not fit?",
-                     "Shoes cannot be returned once they have been delivered.", label="refund"))
-    rows.append(chat("what is your return window for shoes that don't fit",
-                     "We do not accept any returns on footwear, sorry.", label="refund"))
+    rows.append(
+        chat(
+            "What is your return window for shoes that do not fit?",
+            "Shoes cannot be returned once they have been delivered.",
+            label="refund",
+        )
+    )
+    rows.append(
+        chat(
+            "what is your return window for shoes that don't fit",
+            "We do not accept any returns on footwear, sorry.",
+            label="refund",
+        )
+    )
     report = check_file(jsonl_file(rows))
     assert by_check(report, "contradiction") == [(9, 11, 12)]
     assert all(f.severity == "error" for f in report.findings if f.check == "contradiction")
 
 
-def test_same_question_with_different_label_is_a_contradiction(jsonl_file: Callable[..., Path]) -> None:
+def test_same_question_with_different_label_is_a_contradiction(
+    jsonl_file: Callable[..., Path],
+) -> None:
     rows: list[Any] = clean_rows()
-    user, assistant = "Does the X200 vacuum work on thick carpets?", "It does: switch it to turbo mode, which raises suction for deep pile carpets."
+    user, assistant = (
+        "Does the X200 vacuum work on thick carpets?",
+        "It does: switch it to turbo mode, which raises suction for deep pile carpets.",
+    )
     rows.append(chat(user, assistant + " ", label="tech"))
     report = check_file(jsonl_file(rows))
     assert by_check(report, "contradiction") == [(6, 11)]
@@ -74,10 +95,18 @@ def test_same_question_with_different_label_is_a_contradiction(jsonl_file: Calla
 
 def test_pii_finding_has_spans(jsonl_file: Callable[..., Path]) -> None:
     rows: list[Any] = clean_rows()
-    rows.append(chat("Reach me at jane.doe@example.org or +44 20 7946 0958, card 4111 1111 1111 1111",
-                     "Thanks, I will call you back today."))
-    rows.append(chat("Order ORD-2024-558812 cost $1,299.99 on 2024-03-15, app v2.14.1, ticket INC0012345",
-                     "Thanks, tracking 1Z999AA10123456784 shows it in transit."))
+    rows.append(
+        chat(
+            "Reach me at jane.doe@example.org or +44 20 7946 0958, card 4111 1111 1111 1111",
+            "Thanks, I will call you back today.",
+        )
+    )
+    rows.append(
+        chat(
+            "Order ORD-2024-558812 cost $1,299.99 on 2024-03-15, app v2.14.1, ticket INC0012345",
+            "Thanks, tracking 1Z999AA10123456784 shows it in transit.",
+        )
+    )
     report = check_file(jsonl_file(rows))
     pii = [f for f in report.findings if f.check == "pii"]
     assert [f.lines for f in pii] == [(11,)]
@@ -99,9 +128,13 @@ def test_too_long_estimated_and_labelled(jsonl_file: Callable[..., Path]) -> Non
     assert report.summary["tokens"]["total"]["max"] > 2048
 
 
-def test_too_long_with_a_real_tokenizer(jsonl_file: Callable[..., Path], tiny_tokenizer_dir: Path) -> None:
+def test_too_long_with_a_real_tokenizer(
+    jsonl_file: Callable[..., Path], tiny_tokenizer_dir: Path
+) -> None:
     rows: list[Any] = clean_rows()
-    report = check_file(jsonl_file(rows), CheckOptions(max_seq_len=30, tokenizer_dir=tiny_tokenizer_dir))
+    report = check_file(
+        jsonl_file(rows), CheckOptions(max_seq_len=30, tokenizer_dir=tiny_tokenizer_dir)
+    )
     assert report.token_counting.startswith("tokenizer")
     too_long = [f for f in report.findings if f.check == "too_long"]
     assert too_long and all("(estimated)" not in f.message for f in too_long)
@@ -113,7 +146,9 @@ def test_too_long_with_a_real_tokenizer(jsonl_file: Callable[..., Path], tiny_to
     assert first.message.startswith(f"{expected} tokens")
 
 
-def test_bad_tokenizer_folder_is_input_error(jsonl_file: Callable[..., Path], tmp_path: Path) -> None:
+def test_bad_tokenizer_folder_is_input_error(
+    jsonl_file: Callable[..., Path], tmp_path: Path
+) -> None:
     with pytest.raises(InputError, match="tokenizer"):
         check_file(jsonl_file(clean_rows()), CheckOptions(tokenizer_dir=tmp_path))
 
@@ -121,16 +156,26 @@ def test_bad_tokenizer_folder_is_input_error(jsonl_file: Callable[..., Path], tm
 def test_leakage_against_other_file(jsonl_file: Callable[..., Path]) -> None:
     train = clean_rows()
     held_out: list[Any] = [
-        chat("How do I turn on two-factor authentication for my account?",
-             "Go to Settings, then Security, and choose 'Enable 2FA'. Scan the QR code with your app."),
-        chat("Is the X300 dishwasher quiet enough for an open-plan flat?", "Yes: it runs at 39 dB in eco mode."),
-        chat("why was I charged twice for the same subscription this month",
-             "A duplicate charge is usually a pending authorisation that drops off in a few days."),
+        chat(
+            "How do I turn on two-factor authentication for my account?",
+            "Go to Settings, then Security, and choose 'Enable 2FA'. Scan the QR code with your app.",
+        ),
+        chat(
+            "Is the X300 dishwasher quiet enough for an open-plan flat?",
+            "Yes: it runs at 39 dB in eco mode.",
+        ),
+        chat(
+            "why was I charged twice for the same subscription this month",
+            "A duplicate charge is usually a pending authorisation that drops off in a few days.",
+        ),
     ]
     other = jsonl_file(train, name="train.jsonl")
     report = check_file(jsonl_file(held_out, name="eval.jsonl"), CheckOptions(against=(other,)))
     leaks = [f for f in report.findings if f.check == "leakage"]
-    assert [(f.lines, f.other.lines if f.other else None) for f in leaks] == [((1,), (4,)), ((3,), (5,))]
+    assert [(f.lines, f.other.lines if f.other else None) for f in leaks] == [
+        ((1,), (4,)),
+        ((3,), (5,)),
+    ]
     assert leaks[0].other is not None and leaks[0].other.path == str(other)
     assert report.as_json()["findings"][0]["other"] == {"path": str(other), "lines": [4]}
 
@@ -196,7 +241,12 @@ def test_bom_crlf_and_truncated_last_line(tmp_path: Path) -> None:
     import json
 
     lines = [json.dumps(row) for row in clean_rows()[:3]]
-    data = b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n" + b'{"messages": [{"role": "user", "con'
+    data = (
+        b"\xef\xbb\xbf"
+        + "\r\n".join(lines).encode()
+        + b"\r\n"
+        + b'{"messages": [{"role": "user", "con'
+    )
     (tmp_path / "d.jsonl").write_bytes(data)
     report = check_file(tmp_path / "d.jsonl")
     assert report.rows == 4 and report.valid_rows == 3
@@ -208,7 +258,14 @@ def test_invalid_utf8_line_is_reported_with_its_line(tmp_path: Path) -> None:
     import json
 
     good = json.dumps(clean_rows()[0]).encode()
-    (tmp_path / "d.jsonl").write_bytes(good + b"\n" + b'{"messages": "\xff\xfe"}' + b"\n" + good.replace(b"parcel", b"packet") + b"\n")
+    (tmp_path / "d.jsonl").write_bytes(
+        good
+        + b"\n"
+        + b'{"messages": "\xff\xfe"}'
+        + b"\n"
+        + good.replace(b"parcel", b"packet")
+        + b"\n"
+    )
     report = check_file(tmp_path / "d.jsonl")
     invalid = [f for f in report.findings if f.check == "invalid_json"]
     assert [f.lines for f in invalid] == [(2,)]
@@ -226,8 +283,14 @@ def test_a_50mb_single_line(tmp_path: Path) -> None:
 
 def test_wrong_types_at_every_level(jsonl_file: Callable[..., Path]) -> None:
     rows: list[Any] = [
-        "[]", "null", "42", '"text"', '{"messages": null}', '{"messages": {"role": "user"}}',
-        '{"messages": [null]}', '{"messages": [{"role": "user", "content": [1, 2]}]}',
+        "[]",
+        "null",
+        "42",
+        '"text"',
+        '{"messages": null}',
+        '{"messages": {"role": "user"}}',
+        '{"messages": [null]}',
+        '{"messages": [{"role": "user", "content": [1, 2]}]}',
         '{"messages": [{"role": ["user"], "content": "x"}]}',
         '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "tool_calls": [1]}]}',
         '{"messages": [{"role": "user", "content": "x", "name": 5}, {"role": "assistant", "content": "y"}]}',
@@ -241,9 +304,14 @@ def test_wrong_types_at_every_level(jsonl_file: Callable[..., Path]) -> None:
 def test_prompt_completion_and_parquet(tmp_path: Path) -> None:
     import polars as pl
 
-    rows = [{"prompt": user, "completion": assistant} for user, assistant in [
-        ("Translate 'cat' into French.", "chat"), ("Translate 'dog' into French.", "chien"),
-        ("Translate 'house' into German.", "Haus")]]
+    rows = [
+        {"prompt": user, "completion": assistant}
+        for user, assistant in [
+            ("Translate 'cat' into French.", "chat"),
+            ("Translate 'dog' into French.", "chien"),
+            ("Translate 'house' into German.", "Haus"),
+        ]
+    ]
     from tests.conftest import write_jsonl
 
     jsonl = check_file(write_jsonl(tmp_path / "pc.jsonl", rows))
@@ -251,8 +319,13 @@ def test_prompt_completion_and_parquet(tmp_path: Path) -> None:
     pl.DataFrame(rows).write_parquet(tmp_path / "pc.parquet")
     parquet = check_file(tmp_path / "pc.parquet")
     assert parquet.source_format == "parquet" and parquet.valid_rows == 3
-    chats = [chat(u, a) for u, a in [("Hi, is the shop open on Sunday?", "Yes, from 10 to 4."),
-                                     ("Do you ship to Norway?", "We do, in 3-5 days.")]]
+    chats = [
+        chat(u, a)
+        for u, a in [
+            ("Hi, is the shop open on Sunday?", "Yes, from 10 to 4."),
+            ("Do you ship to Norway?", "We do, in 3-5 days."),
+        ]
+    ]
     chats[1]["messages"].append({"role": "user", "content": "thanks"})
     pl.DataFrame(chats).write_parquet(tmp_path / "chat.parquet")
     report = check_file(tmp_path / "chat.parquet")

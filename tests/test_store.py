@@ -32,21 +32,42 @@ def test_schema_version_table_and_idempotent_migrate(workspace: Any) -> None:
     assert store.schema_version() == latest
     assert store.migrate() == latest  # a second open applies nothing
     with store.reading() as connection:
-        tables = {row[0] for row in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    assert {"schema_version", "datasets", "dataset_versions", "examples", "findings", "splits"} <= tables
+        tables = {
+            row[0]
+            for row in connection.execute(
+                "SELECT table_name FROM information_schema.tables"
+            ).fetchall()
+        }
+    assert {
+        "schema_version",
+        "datasets",
+        "dataset_versions",
+        "examples",
+        "findings",
+        "splits",
+    } <= tables
 
 
-def test_migration_from_an_older_schema_applies_only_newer_steps(workspace: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_migration_from_an_older_schema_applies_only_newer_steps(
+    workspace: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = Store.open(workspace)
     extra = (max(v for v, _ in MIGRATIONS) + 1, ["CREATE TABLE migration_probe (x INTEGER)"])
     monkeypatch.setattr("store.db.MIGRATIONS", [*MIGRATIONS, extra])
     assert store.migrate() == extra[0]
     with store.reading() as connection:
-        versions = [row[0] for row in connection.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()]
+        versions = [
+            row[0]
+            for row in connection.execute(
+                "SELECT version FROM schema_version ORDER BY 1"
+            ).fetchall()
+        ]
     assert versions == [*range(1, extra[0] + 1)]
 
 
-def test_find_workspace_upward_env_and_explicit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_workspace_upward_env_and_explicit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     workspace, created = init_workspace(tmp_path)
     assert created and workspace.root == tmp_path / ".ftod"
     nested = tmp_path / "a" / "b"
@@ -61,14 +82,18 @@ def test_find_workspace_upward_env_and_explicit(tmp_path: Path, monkeypatch: pyt
         find_workspace(start=Path("/"))
 
 
-def test_versions_follow_content(workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]) -> None:
+def test_versions_follow_content(
+    workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]
+) -> None:
     path = jsonl_file(clean_rows())
     first = add_dataset(workspace, repository, path, "support")
     assert first.created and first.version.version == 1 and first.version.rows_total == 10
     again = add_dataset(workspace, repository, path, "support")
     assert not again.created and again.version.version == 1
     rows: list[Any] = clean_rows()
-    rows.append(chat("Can I collect my order from a store?", "Yes, choose click and collect at checkout."))
+    rows.append(
+        chat("Can I collect my order from a store?", "Yes, choose click and collect at checkout.")
+    )
     second = add_dataset(workspace, repository, jsonl_file(rows, name="v2.jsonl"), "support")
     assert second.created and second.version.version == 2 and second.version.rows_total == 11
     assert [v.version for v in repository.versions("support")] == [1, 2]
@@ -80,7 +105,9 @@ def test_versions_follow_content(workspace: Any, repository: DatasetRepository, 
     assert list((workspace.root / "tmp").iterdir()) == []
 
 
-def test_dataset_survives_source_file_changes(workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path], tmp_path: Path) -> None:
+def test_dataset_survives_source_file_changes(
+    workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path], tmp_path: Path
+) -> None:
     path = jsonl_file(clean_rows())
     add_dataset(workspace, repository, path, "support")
     path.write_text("garbage\n")
@@ -90,7 +117,9 @@ def test_dataset_survives_source_file_changes(workspace: Any, repository: Datase
     assert exported[0]["metadata"]["label"] == "shipping"
 
 
-def test_invalid_rows_are_kept_as_findings_and_examples(workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]) -> None:
+def test_invalid_rows_are_kept_as_findings_and_examples(
+    workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]
+) -> None:
     rows: list[Any] = [*clean_rows(), "{not json", {"messages": [{"role": "bot", "content": "x"}]}]
     outcome = add_dataset(workspace, repository, jsonl_file(rows), "support")
     version = outcome.version
@@ -98,22 +127,33 @@ def test_invalid_rows_are_kept_as_findings_and_examples(workspace: Any, reposito
     invalid = repository.example(version.version_id, 11)
     assert not invalid.valid and invalid.raw == "{not json"
     findings = repository.findings_page(version.version_id)
-    assert [(f.check, f.lines) for f in findings] == [("invalid_json", (11,)), ("invalid_schema", (12,))]
+    assert [(f.check, f.lines) for f in findings] == [
+        ("invalid_json", (11,)),
+        ("invalid_schema", (12,)),
+    ]
     assert repository.count_findings(version.version_id, check="invalid_json") == 1
 
 
-def test_strict_refuses_a_file_with_errors(workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]) -> None:
+def test_strict_refuses_a_file_with_errors(
+    workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]
+) -> None:
     from store.errors import ChecksFailed
 
     with pytest.raises(ChecksFailed):
-        add_dataset(workspace, repository, jsonl_file([*clean_rows(), "{bad"]), "support", strict=True)
+        add_dataset(
+            workspace, repository, jsonl_file([*clean_rows(), "{bad"]), "support", strict=True
+        )
     with pytest.raises(NotFoundError):
         repository.versions("support")
 
 
-def test_created_at_is_recorded(workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]) -> None:
+def test_created_at_is_recorded(
+    workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]
+) -> None:
     stamp = datetime(2026, 1, 2, 3, 4)
-    outcome = add_dataset(workspace, repository, jsonl_file(clean_rows()), "support", created_at=stamp)
+    outcome = add_dataset(
+        workspace, repository, jsonl_file(clean_rows()), "support", created_at=stamp
+    )
     assert outcome.version.created_at == stamp
 
 
@@ -126,7 +166,9 @@ def test_bad_refs(ref: str) -> None:
         parse_ref(ref)
 
 
-def test_bad_dataset_name(workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]) -> None:
+def test_bad_dataset_name(
+    workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]
+) -> None:
     with pytest.raises(InputError, match="dataset name"):
         add_dataset(workspace, repository, jsonl_file(clean_rows()), "my data@2")
 
@@ -149,21 +191,39 @@ HOLDER = textwrap.dedent(
 def _hold_store(database: Path, seconds: float) -> subprocess.Popen[str]:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(database), str(seconds)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "holding"
     return holder
 
 
-def test_cli_add_waits_for_another_process_holding_the_store(workspace: Any, jsonl_file: Callable[..., Path]) -> None:
+def test_cli_add_waits_for_another_process_holding_the_store(
+    workspace: Any, jsonl_file: Callable[..., Path]
+) -> None:
     Store.open(workspace)
     path = jsonl_file(clean_rows())
     holder = _hold_store(workspace.database_path, 2.0)
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "--workspace", str(workspace.root), "data", "add", str(path), "--name", "support"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "--workspace",
+            str(workspace.root),
+            "data",
+            "add",
+            str(path),
+            "--name",
+            "support",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "FTOD_BUSY_TIMEOUT": "60"},
     )
     holder.wait(timeout=30)
@@ -176,12 +236,17 @@ def test_cli_add_waits_for_another_process_holding_the_store(workspace: Any, jso
     assert repository.version("support").rows_total == 10
 
 
-def test_readers_in_two_processes_interleave_with_a_writer(workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]) -> None:
+def test_readers_in_two_processes_interleave_with_a_writer(
+    workspace: Any, repository: DatasetRepository, jsonl_file: Callable[..., Path]
+) -> None:
     """A TUI-like poller in another process and adds here: both always succeed."""
     add_dataset(workspace, repository, jsonl_file(clean_rows()), "support")
     poller = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(
-            """
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
             import sys, time
             from pathlib import Path
             from store.db import Store
@@ -194,13 +259,24 @@ def test_readers_in_two_processes_interleave_with_a_writer(workspace: Any, repos
                 time.sleep(0.01)
             print(sorted(seen))
             """
-        ), str(workspace.database_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ),
+            str(workspace.database_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     for index in range(3):
         rows: list[Any] = clean_rows()
-        rows.append(chat(f"Question number {index} about opening hours in town {index}?", f"Answer {index}."))
-        assert add_dataset(workspace, repository, jsonl_file(rows, name=f"v{index}.jsonl"), "support").created
+        rows.append(
+            chat(
+                f"Question number {index} about opening hours in town {index}?", f"Answer {index}."
+            )
+        )
+        assert add_dataset(
+            workspace, repository, jsonl_file(rows, name=f"v{index}.jsonl"), "support"
+        ).created
     out, err = poller.communicate(timeout=60)
     assert poller.returncode == 0, err
     assert json.loads(out)[-1] == 4

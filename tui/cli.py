@@ -169,7 +169,10 @@ def init(folder: Path) -> None:
 @main.command()
 @click.option("--no-open", is_flag=True, help="Build the demo workspace and print its path only.")
 @click.option(
-    "--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Where to build the demo workspace (default: a temporary folder).",
 )
 @reports_errors
@@ -191,7 +194,10 @@ def data() -> None:
 
 
 def _check_options(
-    max_seq_len: int | None, tokenizer: Path | None, threshold: float | None, against: tuple[Path, ...]
+    max_seq_len: int | None,
+    tokenizer: Path | None,
+    threshold: float | None,
+    against: tuple[Path, ...],
 ) -> Any:
     from core.checks.minhash import DEFAULT_THRESHOLD
     from core.scan import CheckOptions
@@ -207,15 +213,22 @@ def _check_options(
 
 def check_options(command: Callable[P, R]) -> Callable[P, R]:
     command = click.option(
-        "--near-dup-threshold", "threshold", type=float, default=None,
+        "--near-dup-threshold",
+        "threshold",
+        type=float,
+        default=None,
         help="Jaccard similarity at which two rows count as near-duplicates.",
     )(command)
     command = click.option(
-        "--tokenizer", type=click.Path(path_type=Path), default=None,
+        "--tokenizer",
+        type=click.Path(path_type=Path),
+        default=None,
         help="Local Hugging Face tokenizer folder for exact token counts (with its chat template).",
     )(command)
     command = click.option(
-        "--max-seq-len", type=int, default=None,
+        "--max-seq-len",
+        type=int,
+        default=None,
         help="Flag rows longer than this many tokens (default 2048).",
     )(command)
     return command
@@ -224,7 +237,9 @@ def check_options(command: Callable[P, R]) -> Callable[P, R]:
 @data.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
-    "--against", multiple=True, type=click.Path(path_type=Path),
+    "--against",
+    multiple=True,
+    type=click.Path(path_type=Path),
     help="Another dataset file; rows of PATH found in it are reported as leakage. Repeatable.",
 )
 @check_options
@@ -254,7 +269,9 @@ def data_check(
 
 @data.command("add")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--name", required=True, help="Dataset name; a new version is added when content changed.")
+@click.option(
+    "--name", required=True, help="Dataset name; a new version is added when content changed."
+)
 @click.option("--strict", is_flag=True, help="Refuse the file if any check reports an error.")
 @check_options
 @json_option
@@ -279,7 +296,9 @@ def data_add(
     repository = DatasetRepository(Store.open(workspace, on_wait=_announce_wait_once()))
     options = _check_options(max_seq_len, tokenizer, threshold, ())
     with progress_display(not as_json) as progress:
-        outcome = add_dataset(workspace, repository, path, name, options, strict=strict, progress=progress)
+        outcome = add_dataset(
+            workspace, repository, path, name, options, strict=strict, progress=progress
+        )
     version = outcome.version
     if as_json:
         payload = _version_json(version)
@@ -306,7 +325,9 @@ def _announce_wait_once() -> Callable[[float], None]:
     def announce(remaining: float) -> None:
         nonlocal said
         if not said:
-            click.echo(f"Store busy (another ftod process); waiting up to {remaining:.0f} s…", err=True)
+            click.echo(
+                f"Store busy (another ftod process); waiting up to {remaining:.0f} s…", err=True
+            )
             said = True
 
     return announce
@@ -363,7 +384,9 @@ def data_list(ctx: click.Context, as_json: bool) -> None:
 
 @data.command("show")
 @click.argument("ref")
-@click.option("--findings", "finding_limit", type=int, default=20, help="How many findings to list.")
+@click.option(
+    "--findings", "finding_limit", type=int, default=20, help="How many findings to list."
+)
 @json_option
 @click.pass_context
 @reports_errors
@@ -381,10 +404,12 @@ def data_show(ctx: click.Context, ref: str, finding_limit: int, as_json: bool) -
             {"check": c, "severity": s, "findings": n, "rows": r} for c, s, n, r in counts
         ]
         payload["findings"] = [
-            f.as_json() for f in repository.findings_page(version.version_id, limit=max(finding_limit, 0))
+            f.as_json()
+            for f in repository.findings_page(version.version_id, limit=max(finding_limit, 0))
         ]
         payload["splits"] = [
-            {"split_id": s.split_id, "created_at": s.created_at.isoformat(), **s.manifest} for s in splits
+            {"split_id": s.split_id, "created_at": s.created_at.isoformat(), **s.manifest}
+            for s in splits
         ]
         click.echo(json.dumps(payload, default=str, ensure_ascii=False))
         return
@@ -397,7 +422,13 @@ def data_show(ctx: click.Context, ref: str, finding_limit: int, as_json: bool) -
 @data.command("export")
 @click.argument("ref")
 @click.option("--split", "split_name", type=click.Choice(["train", "val", "test"]), default=None)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output JSONL file, or - for stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output JSONL file, or - for stdout.",
+)
 @click.pass_context
 @reports_errors
 def data_export(ctx: click.Context, ref: str, split_name: str | None, output: Path) -> None:

@@ -16,10 +16,14 @@ SAMPLE_RUNS = Path(__file__).resolve().parent.parent / "sample_runs"
 SUPPORT_DIR = SAMPLE_RUNS / "support_tickets"
 
 
-def build_demo_workspace(folder: Path | None = None, log: Callable[[str], None] = print) -> Workspace:
+def build_demo_workspace(
+    folder: Path | None = None, log: Callable[[str], None] = print
+) -> Workspace:
     """(Re)build the demo workspace. Idempotent: same files, same versions."""
     if not SUPPORT_DIR.is_dir():
-        raise InputError(f"sample data missing at {SUPPORT_DIR}; run sample_runs/make_support_tickets.py")
+        raise InputError(
+            f"sample data missing at {SUPPORT_DIR}; run sample_runs/make_support_tickets.py"
+        )
     target = folder or Path(tempfile.gettempdir()) / "ftod-demo"
     workspace, _ = init_workspace(target)
     repository = DatasetRepository(Store.open(workspace))
@@ -33,7 +37,12 @@ def build_demo_workspace(folder: Path | None = None, log: Callable[[str], None] 
         log(f"{outcome.version.ref}: {state} ({outcome.version.rows_total} rows)")
         if outcome.created and dataset == "support-tickets":
             split_dataset(
-                repository, outcome.version.ref, val=0.1, test=0.1, seed=0,
-                group_by="customer_id", stratify="label",
+                repository,
+                outcome.version.ref,
+                val=0.1,
+                test=0.1,
+                seed=0,
+                group_by="customer_id",
+                stratify="label",
             )
     return workspace

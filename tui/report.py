@@ -54,7 +54,9 @@ def print_check_report(report: Any) -> None:
                 where += f" ↔ {finding.other.path}:{_lines(finding.other.lines, 4)}"
             console.print(f"  {where}: {finding.message}", markup=False)
         if len(findings) > FINDINGS_SHOWN_PER_CHECK:
-            console.print(f"  … {len(findings) - FINDINGS_SHOWN_PER_CHECK} more (use --json for all)")
+            console.print(
+                f"  … {len(findings) - FINDINGS_SHOWN_PER_CHECK} more (use --json for all)"
+            )
     console.print(
         f"\n[bold]{report.error_count} error(s), {report.warning_count} warning(s)[/] "
         f"in {report.rows} rows"
@@ -80,7 +82,12 @@ def print_dataset_list(listings: Sequence[Any]) -> None:
     console.print(table)
 
 
-def print_version(version: Any, counts: Sequence[tuple[str, str, int, int]], findings: Sequence[Any], splits: Sequence[Any]) -> None:
+def print_version(
+    version: Any,
+    counts: Sequence[tuple[str, str, int, int]],
+    findings: Sequence[Any],
+    splits: Sequence[Any],
+) -> None:
     console = _console()
     console.print(
         f"[bold]{version.ref}[/]  sha256 {version.sha256[:12]}  {version.source_format}  "
@@ -88,7 +95,8 @@ def print_version(version: Any, counts: Sequence[tuple[str, str, int, int]], fin
     )
     console.print(
         f"{version.rows_total} rows, {version.rows_valid} valid; {version.errors} errors, "
-        f"{version.warnings} warnings; tokens {version.token_counting}, max_seq_len {version.max_seq_len}"
+        f"{version.warnings} warnings; tokens {version.token_counting}, "
+        f"max_seq_len {version.max_seq_len}"
     )
     summary = version.summary
     if summary.get("labels"):
@@ -98,10 +106,14 @@ def print_version(version: Any, counts: Sequence[tuple[str, str, int, int]], fin
     if counts:
         table = Table("check", "severity", "findings", "rows")
         for check, severity, number, rows in counts:
-            table.add_row(check, f"[{SEVERITY_STYLE.get(severity, '')}]{severity}[/]", str(number), str(rows))
+            table.add_row(
+                check, f"[{SEVERITY_STYLE.get(severity, '')}]{severity}[/]", str(number), str(rows)
+            )
         console.print(table)
     for finding in findings:
-        console.print(f"  {finding.check} line {_lines(finding.lines)}: {finding.message}", markup=False)
+        console.print(
+            f"  {finding.check} line {_lines(finding.lines)}: {finding.message}", markup=False
+        )
     for split in splits:
         parts = ", ".join(
             f"{name} {info['rows']}" for name, info in split.manifest["splits"].items()
@@ -119,11 +131,14 @@ def print_split(outcome: Any) -> None:
     table = Table("split", "rows", "units", "sha256")
     for name, info in manifest["splits"].items():
         table.add_row(name, str(info["rows"]), str(info["units"]), info["sha256"][:12])
-    console.print(f"[bold]{outcome.version.ref}[/] split #{outcome.split.split_id} ({manifest['method']})")
+    console.print(
+        f"[bold]{outcome.version.ref}[/] split #{outcome.split.split_id} ({manifest['method']})"
+    )
     console.print(table)
     if manifest.get("rows_missing_group"):
         console.print(
-            f"[yellow]{manifest['rows_missing_group']} row(s) lack metadata.{manifest['group_by']}; "
+            f"[yellow]{manifest['rows_missing_group']} row(s) lack "
+            f"metadata.{manifest['group_by']}; "
             "each is its own group.[/]"
         )
     if outcome.findings:
