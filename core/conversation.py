@@ -7,7 +7,6 @@ with strings, and TRL's conversational prompt/completion (lists of messages).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -19,7 +18,6 @@ TOOL_ROLES = frozenset({"tool", "function"})
 KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 
-_WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +38,8 @@ class Conversation:
 
 
 def collapse_whitespace(text: str) -> str:
-    return _WHITESPACE.sub(" ", text).strip()
+    # str.split() in C is several times faster than a regex substitution here.
+    return " ".join(text.split())
 
 
 def _describe(value: object) -> str:

@@ -128,7 +128,7 @@ def _digest(text: str) -> bytes:
 def canonical_key(conversation: Conversation) -> bytes:
     """Identity of a conversation after whitespace normalisation (exact duplicates)."""
     parts = [
-        f"{message['role']}\x1e{collapse_whitespace(text)}"
+        message["role"] + "\x1e" + " ".join(text.split())
         for message, text in zip(conversation.messages, conversation.texts, strict=True)
     ]
     return _digest("\x1f".join(parts))
@@ -421,23 +421,25 @@ def duplicate_findings(
         if exact_group_of[i] != exact_group_of[j]
         and (min(i, j), max(i, j)) not in contradiction_pairs
     ]
-    best_similarity: dict[tuple[int, int], float] = {(i, j): s for i, j, s in near_pairs}
-    for group in minhash.group_pairs(count, kept):
+    groups = minhash.group_pairs(count, kept)
+    group_of: dict[int, int] = {m: g for g, members in enumerate(groups) for m in members}
+    lowest_similarity: dict[int, float] = {}
+    for i, j, similarity in near_pairs:
+        group = group_of.get(i)
+        if group is not None and group_of.get(j) == group:
+            lowest_similarity[group] = min(similarity, lowest_similarity.get(group, 1.0))
+    for group_index, members in enumerate(groups):
         # A group made only of exact copies is reported once, as exact_duplicate.
-        if len({exact_group_of[m] for m in group}) < 2:
+        if len({exact_group_of[m] for m in members}) < 2:
             continue
-        similarities = (
-            [s for (i, j), s in best_similarity.items() if i in group and j in group]
-            if len(group) <= 50
-            else []
-        )
-        shown = f" (similarity {min(similarities):.2f}+)" if similarities else ""
+        lowest = lowest_similarity.get(group_index)
+        shown = f" (similarity {lowest:.2f}+)" if lowest is not None else ""
         findings.append(
             Finding(
                 "near_duplicate",
                 "warning",
-                tuple(parsed.lines[m] for m in group),
-                f"{len(group)} rows are near-identical{shown}; keep one",
+                tuple(parsed.lines[m] for m in members),
+                f"{len(members)} rows are near-identical{shown}; keep one",
             )
         )
     return findings
