@@ -19,7 +19,6 @@ KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "fu
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 
 
-
 @dataclass(frozen=True, slots=True)
 class RowProblem:
     check: str

@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from core.findings import Finding
-from core.scan import STORED_COLUMNS, CheckOptions, CheckReport, ProgressCallback, check_file
+from core.scan import CheckOptions, CheckReport, ProgressCallback, check_file
 from core.source import file_sha256, sniff_format
 from core.splits import plan_split
 from store.datasets import DatasetRepository, FindingToStore, SplitRecord, VersionRecord
@@ -29,41 +27,6 @@ from store.errors import ChecksFailed, InputError, NotFoundError
 from store.workspace import Workspace
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-EXAMPLE_SCHEMA = pa.schema(
-    [
-        ("line", pa.int32()),
-        ("valid", pa.bool_()),
-        ("raw", pa.string()),
-        ("messages", pa.string()),
-        ("metadata", pa.string()),
-        ("tools", pa.string()),
-        ("system_text", pa.string()),
-        ("user_text", pa.string()),
-        ("assistant_text", pa.string()),
-        ("label", pa.string()),
-        ("slice", pa.string()),
-        ("n_turns", pa.int32()),
-        ("total_tokens", pa.int32()),
-        ("assistant_tokens", pa.int32()),
-        ("content_hash", pa.string()),
-    ]
-)
-assert tuple(EXAMPLE_SCHEMA.names) == STORED_COLUMNS
-
-
-class ParquetRowSink:
-    """Stages scanned rows in a Parquet file so the store is locked only for the final insert."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writer = pq.ParquetWriter(str(path), EXAMPLE_SCHEMA, compression="zstd")
-
-    def write_batch(self, columns: dict[str, list[Any]]) -> None:
-        self._writer.write_table(pa.table(columns, schema=EXAMPLE_SCHEMA))
-
-    def close(self) -> None:
-        self._writer.close()
 
 
 @dataclass(frozen=True)
@@ -94,14 +57,16 @@ def to_store(finding: Finding) -> FindingToStore:
 
 
 @contextmanager
-def _staging_file(workspace: Workspace) -> Iterator[Path]:
+def _staging_area(workspace: Workspace) -> Iterator[Path]:
+    """A unique file prefix under .ftod/tmp; every part file made from it is removed after."""
     staging = workspace.root / "tmp"
     staging.mkdir(exist_ok=True)
-    path = staging / f"ingest-{uuid.uuid4().hex}.parquet"
+    prefix = staging / f"ingest-{uuid.uuid4().hex}.parquet"
     try:
-        yield path
+        yield prefix
     finally:
-        path.unlink(missing_ok=True)
+        for leftover in staging.glob(f"{prefix.stem}*"):
+            leftover.unlink(missing_ok=True)
 
 
 def add_dataset(
@@ -125,12 +90,10 @@ def add_dataset(
         existing = None
     if existing is not None:
         return AddOutcome(existing, created=False, report=None)
-    with _staging_file(workspace) as staging_path:
-        sink = ParquetRowSink(staging_path)
-        try:
-            report = check_file(path, options or CheckOptions(), sink=sink, progress=progress)
-        finally:
-            sink.close()
+    with _staging_area(workspace) as staging_prefix:
+        report = check_file(
+            path, options or CheckOptions(), stage_rows_to=staging_prefix, progress=progress
+        )
         if strict and report.error_count:
             raise ChecksFailed(
                 f"{path}: {report.error_count} error finding(s); --strict refuses the file. "
@@ -150,7 +113,7 @@ def add_dataset(
             token_counting=report.token_counting,
             max_seq_len=report.max_seq_len,
             summary=report.summary,
-            examples_parquet=staging_path,
+            examples_parquet=report.staged_files,
             findings=[to_store(f) for f in report.findings],
             created_at=created_at,
         )

@@ -1,19 +1,21 @@
 """The full data check of one file: per-row format checks while streaming, then the
 cross-row checks (duplicates, near-duplicates, contradictions, leakage) and summaries.
 
-`check_file` is what `ftod data check` runs; `ftod data add` runs the same scan with a
-`RowSink` that receives the rows to store, so the two can never disagree.
+`check_file` is what `ftod data check` runs; `ftod data add` runs the same scan and also
+stages the rows in Parquet for the store, so the two can never disagree. Large JSONL files
+are scanned by worker processes over newline-aligned byte ranges.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -21,7 +23,16 @@ from core.checks import minhash
 from core.checks.pii import KIND_LABELS, find_pii
 from core.conversation import SYSTEM_ROLES, Conversation, collapse_whitespace, parse_row
 from core.findings import Finding, OtherRef, PiiSpan, Severity
-from core.source import SourceRow, file_sha256, iter_jsonl, iter_parquet, sniff_format
+from core.source import (
+    ByteRange,
+    SourceRow,
+    file_sha256,
+    iter_jsonl,
+    iter_parquet,
+    sniff_format,
+    split_ranges,
+)
+from core.staging import STORED_COLUMNS, ParquetRowSink
 from core.summary import SummaryBuilder
 from core.tokens import DEFAULT_MAX_SEQ_LEN, TokenCounter, make_counter
 from store.errors import InputError
@@ -53,31 +64,9 @@ class CheckOptions:
     tokenizer_dir: Path | None = None
     near_dup_threshold: float = minhash.DEFAULT_THRESHOLD
     against: tuple[Path, ...] = ()
+    workers: int | None = None  # processes for the row scan; None: by file size and CPUs
 
 
-class RowSink(Protocol):
-    """Receives rows to store, in batches of column lists (see STORED_COLUMNS)."""
-
-    def write_batch(self, columns: dict[str, list[Any]]) -> None: ...
-
-
-STORED_COLUMNS: tuple[str, ...] = (
-    "line",
-    "valid",
-    "raw",
-    "messages",
-    "metadata",
-    "tools",
-    "system_text",
-    "user_text",
-    "assistant_text",
-    "label",
-    "slice",
-    "n_turns",
-    "total_tokens",
-    "assistant_tokens",
-    "content_hash",
-)
 SINK_BATCH_ROWS = 20_000
 
 
@@ -92,6 +81,7 @@ class CheckReport:
     max_seq_len: int
     findings: list[Finding]
     summary: dict[str, Any]
+    staged_files: list[Path] = field(default_factory=list)
 
     @property
     def error_count(self) -> int:
@@ -168,6 +158,13 @@ class _ParsedRows:
     user_lengths: list[int] = field(default_factory=list)
     labels: list[str | None] = field(default_factory=list)
 
+    def extend(self, other: _ParsedRows) -> None:
+        self.lines.extend(other.lines)
+        self.exact_keys.extend(other.exact_keys)
+        self.dialogs.extend(other.dialogs)
+        self.user_lengths.extend(other.user_lengths)
+        self.labels.extend(other.labels)
+
     def user_text(self, index: int) -> str:
         return self.dialogs[index][: self.user_lengths[index]]
 
@@ -214,7 +211,7 @@ class _Scanner:
         path: Path,
         options: CheckOptions,
         counter: TokenCounter,
-        sink: RowSink | None,
+        sink: ParquetRowSink | None,
         progress: ProgressCallback | None,
     ) -> None:
         self.path = path
@@ -425,9 +422,11 @@ def duplicate_findings(
     group_of: dict[int, int] = {m: g for g, members in enumerate(groups) for m in members}
     lowest_similarity: dict[int, float] = {}
     for i, j, similarity in near_pairs:
-        group = group_of.get(i)
-        if group is not None and group_of.get(j) == group:
-            lowest_similarity[group] = min(similarity, lowest_similarity.get(group, 1.0))
+        group_index = group_of.get(i)
+        if group_index is not None and group_of.get(j) == group_index:
+            lowest_similarity[group_index] = min(
+                similarity, lowest_similarity.get(group_index, 1.0)
+            )
     for group_index, members in enumerate(groups):
         # A group made only of exact copies is reported once, as exact_duplicate.
         if len({exact_group_of[m] for m in members}) < 2:
@@ -484,37 +483,162 @@ def leakage_findings(
     return findings
 
 
-def _iter_source(path: Path, source_format: str, progress: ProgressCallback | None) -> Any:
-    if source_format == "parquet":
-        return iter_parquet(
-            path, None if progress is None else lambda n: progress("reading", n, None)
-        )
+# Files smaller than this are scanned in-process: a worker costs ~0.5 s to start.
+PARALLEL_MIN_BYTES = 24 * 1024 * 1024
+MAX_SCAN_WORKERS = 4
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding]
+    parsed: _ParsedRows
+    summary: SummaryBuilder
+    rows: int
+    valid_rows: int
+    staged_files: list[Path]
+
+
+def _merge(results: list[ScanResult]) -> ScanResult:
+    merged = results[0]
+    for part in results[1:]:
+        merged.findings.extend(part.findings)
+        merged.parsed.extend(part.parsed)
+        merged.summary.merge(part.summary)
+        merged.rows += part.rows
+        merged.valid_rows += part.valid_rows
+        merged.staged_files.extend(part.staged_files)
+    return merged
+
+
+def _scan_part(
+    path: Path,
+    source_format: str,
+    options: CheckOptions,
+    byte_range: ByteRange | None,
+    staging_file: Path | None,
+    on_bytes: Callable[[int], None] | None,
+    counter: TokenCounter | None = None,
+) -> ScanResult:
+    sink = ParquetRowSink(staging_file) if staging_file is not None else None
+    scanner = _Scanner(path, options, counter or make_counter(options.tokenizer_dir), sink, None)
+    try:
+        if source_format == "parquet":
+            rows: Iterator[SourceRow] = iter_parquet(path, on_bytes)
+        else:
+            rows = iter_jsonl(path, on_bytes, byte_range)
+        for row in rows:
+            scanner.add(row)
+        scanner.finish_rows()
+    finally:
+        if sink is not None:
+            sink.close()
+    return ScanResult(
+        scanner.findings,
+        scanner.parsed,
+        scanner.summary,
+        scanner.rows,
+        scanner.valid_rows,
+        [staging_file] if staging_file is not None else [],
+    )
+
+
+_WORKER_PROGRESS: Any = None
+
+
+def _init_worker(progress_array: Any) -> None:
+    global _WORKER_PROGRESS
+    _WORKER_PROGRESS = progress_array
+
+
+def _scan_part_in_worker(
+    index: int,
+    path: Path,
+    options: CheckOptions,
+    byte_range: ByteRange,
+    staging_file: Path | None,
+) -> ScanResult:
+    def on_bytes(consumed: int) -> None:
+        _WORKER_PROGRESS[index] = consumed
+
+    return _scan_part(path, "jsonl", options, byte_range, staging_file, on_bytes)
+
+
+def _part_file(stage_rows_to: Path | None, index: int) -> Path | None:
+    if stage_rows_to is None:
+        return None
+    return stage_rows_to.with_name(f"{stage_rows_to.stem}.part{index}.parquet")
+
+
+def _scan_parallel(
+    path: Path,
+    options: CheckOptions,
+    workers: int,
+    stage_rows_to: Path | None,
+    progress: ProgressCallback | None,
+) -> ScanResult:
+    import multiprocessing
+
+    ranges = split_ranges(path, workers)
     total = path.stat().st_size
-    return iter_jsonl(path, None if progress is None else lambda n: progress("reading", n, total))
+    # spawn, not fork: the TUI calls this from a thread, and forking a threaded process
+    # can deadlock the child on a lock that another thread held.
+    context = multiprocessing.get_context("spawn")
+    progress_array = context.Array("q", len(ranges), lock=False)
+    with context.Pool(len(ranges), initializer=_init_worker, initargs=(progress_array,)) as pool:
+        pending = [
+            pool.apply_async(
+                _scan_part_in_worker,
+                (index, path, options, byte_range, _part_file(stage_rows_to, index)),
+            )
+            for index, byte_range in enumerate(ranges)
+        ]
+        results: list[ScanResult] = []
+        for job in pending:
+            while not job.ready():
+                job.wait(0.2)
+                if progress is not None:
+                    progress("reading", sum(progress_array), total)
+            results.append(job.get())
+    if progress is not None:
+        progress("reading", total, total)
+    return _merge(results)
 
 
 def scan_rows(
     path: Path,
     options: CheckOptions,
-    counter: TokenCounter,
-    sink: RowSink | None = None,
+    *,
+    counter: TokenCounter | None = None,
+    stage_rows_to: Path | None = None,
     progress: ProgressCallback | None = None,
-) -> tuple[_Scanner, str]:
+    workers: int | None = None,
+) -> tuple[ScanResult, str]:
+    """Scan every row; with `stage_rows_to`, also write the rows to store as Parquet parts."""
     source_format = sniff_format(path)
-    scanner = _Scanner(path, options, counter, sink, progress)
-    for row in _iter_source(path, source_format, progress):
-        scanner.add(row)
-    scanner.finish_rows()
-    if scanner.rows == 0:
+    if workers is None:
+        large = source_format == "jsonl" and path.stat().st_size >= PARALLEL_MIN_BYTES
+        workers = min(os.cpu_count() or 1, MAX_SCAN_WORKERS) if large else 1
+    if workers > 1 and source_format == "jsonl":
+        result = _scan_parallel(path, options, workers, stage_rows_to, progress)
+    else:
+        total = path.stat().st_size
+
+        def on_bytes(consumed: int) -> None:
+            if progress is not None:
+                progress("reading", consumed, total if source_format == "jsonl" else None)
+
+        staging = _part_file(stage_rows_to, 0)
+        result = _scan_part(path, source_format, options, None, staging, on_bytes, counter)
+    if result.rows == 0:
         raise InputError(f"{path} holds no rows (only blank lines)")
-    if not scanner.parsed.lines:
-        first = next((f for f in scanner.findings), None)
+    if not result.parsed.lines:
+        first = min(result.findings, key=lambda f: f.lines[0], default=None)
         detail = f" First problem, line {first.lines[0]}: {first.message}." if first else ""
         raise InputError(
-            f"{path}: none of its {scanner.rows} rows is a usable chat example "
+            f"{path}: none of its {result.rows} rows is a usable chat example "
             f'(JSONL of {{"messages": [...]}} or prompt/completion expected).{detail}'
         )
-    return scanner, source_format
+    return result, source_format
 
 
 def _check_options(options: CheckOptions) -> None:
@@ -530,41 +654,50 @@ def _check_options(options: CheckOptions) -> None:
 
 def check_file(
     path: Path,
-    options: CheckOptions = CheckOptions(),
+    options: CheckOptions | None = None,
     *,
-    sink: RowSink | None = None,
+    stage_rows_to: Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> CheckReport:
     """Run every check on `path` (and against `options.against`)."""
+    options = options or CheckOptions()
     _check_options(options)
     path = Path(path)
-    source_format = sniff_format(path)
-    for other in options.against:
-        sniff_format(Path(other))
+    sniff_format(path)
+    for against_file in options.against:
+        sniff_format(Path(against_file))
     counter = make_counter(options.tokenizer_dir)
     sha256 = file_sha256(path)
-    scanner, source_format = scan_rows(path, options, counter, sink, progress)
-    findings = scanner.findings
-    findings.extend(duplicate_findings(scanner.parsed, options.near_dup_threshold, progress))
-    for other_path in options.against:
-        other_scanner, _ = scan_rows(Path(other_path), options, counter)
+    scanned, source_format = scan_rows(
+        path,
+        options,
+        counter=counter,
+        stage_rows_to=stage_rows_to,
+        progress=progress,
+        workers=options.workers,
+    )
+    findings = scanned.findings
+    findings.extend(duplicate_findings(scanned.parsed, options.near_dup_threshold, progress))
+    for other_file in options.against:
+        other, _ = scan_rows(Path(other_file), options, counter=counter, workers=options.workers)
         findings.extend(
             leakage_findings(
-                scanner.parsed, other_scanner.parsed, str(other_path), options.near_dup_threshold
+                scanned.parsed, other.parsed, str(other_file), options.near_dup_threshold
             )
         )
     findings.sort(key=lambda f: (f.lines[0] if f.lines else 0, f.check))
-    summary = scanner.summary.build(findings, scanner.rows, scanner.valid_rows, counter.label)
+    summary = scanned.summary.build(findings, scanned.rows, scanned.valid_rows, counter.label)
     return CheckReport(
         path=str(path),
         sha256=sha256,
         source_format=source_format,
-        rows=scanner.rows,
-        valid_rows=scanner.valid_rows,
+        rows=scanned.rows,
+        valid_rows=scanned.valid_rows,
         token_counting=counter.label,
         max_seq_len=options.max_seq_len,
         findings=findings,
         summary=summary,
+        staged_files=scanned.staged_files,
     )
 
 

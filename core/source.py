@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +83,56 @@ def _json_error(text: str, error: orjson.JSONDecodeError, is_last: bool, ended: 
     return f"not valid JSON ({detail}{where})"
 
 
-def iter_jsonl(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[SourceRow]:
-    """Yield one SourceRow per non-blank physical line (blank lines are not rows)."""
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """A slice of a JSONL file that starts at a line start; `first_line` is its line number."""
+
+    start: int
+    end: int
+    first_line: int
+    is_final: bool
+
+
+def split_ranges(path: Path, parts: int) -> list[ByteRange]:
+    """Cut the file into about `parts` newline-aligned ranges with their first line numbers."""
+    size = path.stat().st_size
+    cuts = [0]
     with path.open("rb") as handle:
+        for index in range(1, parts):
+            handle.seek(size * index // parts)
+            handle.readline()
+            position = handle.tell()
+            if cuts[-1] < position < size:
+                cuts.append(position)
+        cuts.append(size)
+        ranges: list[ByteRange] = []
+        line = 1
+        handle.seek(0)
+        for start, end in pairwise(cuts):
+            ranges.append(ByteRange(start, end, line, is_final=end == size))
+            remaining = end - start
+            while remaining > 0:
+                block = handle.read(min(remaining, 1 << 24))
+                if not block:
+                    break
+                remaining -= len(block)
+                line += block.count(b"\n")
+    return ranges
+
+
+def iter_jsonl(
+    path: Path,
+    on_bytes: Callable[[int], None] | None = None,
+    byte_range: ByteRange | None = None,
+) -> Iterator[SourceRow]:
+    """Yield one SourceRow per non-blank physical line (blank lines are not rows)."""
+    start = byte_range.start if byte_range else 0
+    end = byte_range.end if byte_range else None
+    ends_file = byte_range.is_final if byte_range else True
+    with path.open("rb") as handle:
+        handle.seek(start)
         pending: bytes | None = None
-        line_number = 0
+        line_number = (byte_range.first_line if byte_range else 1) - 1
         consumed = 0
         for raw_line in handle:
             if pending is not None:
@@ -96,8 +142,10 @@ def iter_jsonl(path: Path, on_bytes: Callable[[int], None] | None = None) -> Ite
             if on_bytes is not None and line_number % 4096 == 0:
                 on_bytes(consumed)
             pending = raw_line
+            if end is not None and start + consumed >= end:
+                break
         if pending is not None:
-            yield _parse_line(pending, line_number, is_last=True)
+            yield _parse_line(pending, line_number, is_last=ends_file)
         if on_bytes is not None:
             on_bytes(consumed)
 

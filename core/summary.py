@@ -27,6 +27,18 @@ class SummaryBuilder:
         self.missing_system = 0
         self.with_tool_calls = 0
 
+    def merge(self, other: SummaryBuilder) -> None:
+        """Fold in the summary of another part of the same file (parallel scans)."""
+        self.blank_lines += other.blank_lines
+        self.turns.extend(other.turns)
+        self.total_tokens.extend(other.total_tokens)
+        self.assistant_tokens.extend(other.assistant_tokens)
+        self.roles.update(other.roles)
+        self.labels.update(other.labels)
+        self.slices.update(other.slices)
+        self.missing_system += other.missing_system
+        self.with_tool_calls += other.with_tool_calls
+
     def add_conversation(
         self,
         conversation: Conversation,

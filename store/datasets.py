@@ -406,7 +406,7 @@ class DatasetRepository:
         token_counting: str,
         max_seq_len: int,
         summary: dict[str, Any],
-        examples_parquet: Path,
+        examples_parquet: Sequence[Path],
         findings: Sequence[FindingToStore],
         created_at: datetime | None = None,
     ) -> VersionRecord:
@@ -456,7 +456,7 @@ class DatasetRepository:
                        metadata, tools, system_text, user_text, assistant_text, label, slice,
                        n_turns, total_tokens, assistant_tokens, content_hash
                    FROM read_parquet(?) ORDER BY line""",
-                [version_id, str(examples_parquet)],
+                [version_id, [str(path) for path in examples_parquet]],
             )
             _insert_findings(connection, version_id, None, findings)
         return self.version_by_id(version_id)

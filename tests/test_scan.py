@@ -342,3 +342,37 @@ def test_parquet_without_usable_columns(tmp_path: Path) -> None:
 
 def test_system_constant_is_exported() -> None:
     assert SYSTEM["role"] == "system"
+
+
+def test_parallel_scan_matches_serial_scan(tmp_path: Path) -> None:
+    """Worker processes over byte ranges give the same report as one process."""
+    import json
+
+    rows: list[Any] = []
+    for copy in range(6):
+        for index, row in enumerate(clean_rows()):
+            row["messages"][1]["content"] += f" (batch {copy}, item {index * 7 + copy})"
+            rows.append(row)
+    rows[5] = "{broken"
+    rows.insert(20, rows[3])
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in rows]
+    data = ("\ufeff" + "\r\n".join(lines) + "\r\n\n").encode() + b'{"messages": [{"ro'
+    (tmp_path / "d.jsonl").write_bytes(data)
+    serial = check_file(tmp_path / "d.jsonl", CheckOptions(workers=1))
+    parallel = check_file(tmp_path / "d.jsonl", CheckOptions(workers=3))
+    assert parallel.as_json() == serial.as_json()
+    assert {f.check for f in serial.findings} >= {"invalid_json", "exact_duplicate"}
+    assert serial.rows == len(rows) + 1
+
+
+def test_parallel_add_stores_every_part(tmp_path: Path, workspace: Any, repository: Any) -> None:
+    import json
+
+    from core.datasets import add_dataset
+
+    rows = [json.dumps(r) for r in clean_rows()] * 3
+    (tmp_path / "d.jsonl").write_text("\n".join(rows) + "\n")
+    outcome = add_dataset(workspace, repository, tmp_path / "d.jsonl", "d", CheckOptions(workers=2))
+    stored = repository.examples_page(outcome.version.version_id, limit=100)
+    assert [row.line for row in stored] == list(range(1, 31))
+    assert list((workspace.root / "tmp").iterdir()) == []

@@ -115,34 +115,45 @@ _CTX_WINDOW = 32
 _TOKEN_STRIP = " \t\r\n:#=.,;!?-–—()[]{}<>\"'*`|"
 
 # A bare number right after one of these words is an identifier, not personal data.
-_NEG_WORDS = frozenset(
-    """
-    order orders invoice inv ticket tickets case tracking track ref reference id ids
-    account acct a/c sku serial s/n sn po p.o confirmation conf booking reservation
-    transaction txn trx receipt item part model customer cust member membership policy
-    claim shipment parcel package waybill awb consignment batch lot build version ver
-    issue incident request req record file doc document isbn upc ean gtin imei iccid
-    code pin otp voucher coupon license licence registration reg vin patient student
-    employee emp user uid rma return job project task bug pr commit run step row line
-    page room flight seat gate quote estimate bill statement contract shipping delivery
-    product asin mpn ord inc sr rfc cr cve
-    """.split()
-)
+# fmt: off
+_NEG_WORDS = frozenset({
+    "order", "orders", "invoice", "inv", "ticket", "tickets", "case", "tracking", "track",
+    "ref", "reference", "id", "ids", "account", "acct", "sku", "serial", "sn",
+    "po", "p.o", "confirmation", "conf", "booking", "reservation", "transaction", "txn", "trx",
+    "receipt", "item", "part", "model", "customer", "cust", "member", "membership", "policy",
+    "claim", "shipment", "parcel", "package", "waybill", "awb", "consignment", "batch", "lot",
+    "build", "version", "ver", "issue", "incident", "request", "req", "record", "file", "doc",
+    "document", "isbn", "upc", "ean", "gtin", "imei", "iccid", "code", "pin", "otp", "voucher",
+    "coupon", "license", "licence", "registration", "reg", "vin", "patient", "student",
+    "employee", "emp", "user", "uid", "rma", "return", "job", "project", "task", "bug", "pr",
+    "commit", "run", "step", "row", "page", "room", "flight", "seat", "gate", "quote",
+    "estimate", "bill", "statement", "contract", "shipping", "delivery", "product", "asin",
+    "mpn", "ord", "zip", "zipcode", "postcode", "postal", "plz", "inc", "sr", "rfc", "cr", "cve"
+})
+# fmt: on
 # Words allowed between such a label and the number ("order number is", "ticket no.").
-_NEG_FILLERS = frozenset("no nr num number numbers is was of # : the".split())
+# fmt: off
+_NEG_FILLERS = frozenset({
+    "no", "nr", "num", "number", "numbers", "is", "was", "of", "#", ":", "the"
+})
+# fmt: on
 
-_PHONE_WORDS = frozenset(
-    """
-    phone phones telephone tel tel. mobile mob cell cellphone whatsapp call calling
-    ring dial fax sms hotline landline viber telegram contact ph phone# mob. cel
-    handy téléphone telefon teléfono telefono
-    """.split()
-)
-_CARD_WORDS = frozenset(
-    """
-    card cards cc ccn credit debit visa mastercard master amex discover jcb diners
-    unionpay maestro pan
-    """.split()
+# fmt: off
+_PHONE_WORDS = frozenset({
+    "phone", "phones", "telephone", "tel", "tel.", "mobile", "mob", "cell", "cellphone",
+    "whatsapp", "call", "calling", "ring", "dial", "fax", "sms", "hotline", "landline", "viber",
+    "telegram", "contact", "ph", "phone#", "mob.", "cel", "handy", "téléphone", "telefon",
+    "teléfono", "telefono"
+})
+# fmt: on
+# fmt: off
+_CARD_WORDS = frozenset({
+    "card", "cards", "cc", "ccn", "credit", "debit", "visa", "mastercard", "master", "amex",
+    "discover", "jcb", "diners", "unionpay", "maestro", "pan"
+})
+# fmt: on
+_PHONE_HINT = re.compile(
+    r"ph|tel|cal|mob|cel|wha|fax|sms|reach|text|contact|ring|dial|number|no\b|hotline|viber|gram"
 )
 _SSN_CONTEXT = re.compile(r"(?i)(?:\bssn|\bss#|\bsocial\s+security|\bsoc\.?\s*sec)")
 
@@ -163,6 +174,24 @@ def _context_tokens(text: str, start: int) -> list[str]:
         if tok:
             tokens.append(tok)
     return tokens
+
+
+# A number followed by one of these is a quantity ("723 651 8360 bytes"), not a phone.
+# fmt: off
+_UNIT_WORDS = frozenset({
+    "bytes", "byte", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "ms", "sec", "secs",
+    "seconds", "minutes", "mins", "hours", "hrs", "days", "weeks", "months", "years", "items",
+    "units", "rows", "tokens", "steps", "users", "people", "persons", "times", "words", "chars",
+    "characters", "records", "files", "lines", "pages", "samples", "examples", "parameters",
+    "params", "pcs", "pieces", "km", "kg", "lbs", "usd", "eur", "gbp", "dollars", "euros",
+    "rpm", "fps", "px", "views", "downloads", "visits", "votes", "points"
+})
+# fmt: on
+
+
+def _followed_by_unit(text: str, end: int) -> bool:
+    words = text[end : end + 16].split(None, 1)
+    return bool(words) and words[0].lower().rstrip(".,;:!?)") in _UNIT_WORDS
 
 
 def _neg_context(tokens: list[str]) -> bool:
@@ -193,11 +222,20 @@ def _card_context(tokens: list[str]) -> bool:
 
 # =========================================================================== numbers
 
-# Candidate numbers are found in the "shape" of the text, where every digit is "0": the
-# literal "00" prefix lets the regex engine skip straight to two adjacent digits.
-_SHAPE = bytes.maketrans(b"123456789", b"000000000")
-_CAND_BYTES = re.compile(rb"00[0 \-.()/]{5,}")
-_CAND_STR = re.compile(r"[0-9]{2}[0-9 \-.()/]{5,}")
+# Candidate numbers are found in the "shape" of the text: every digit becomes "0", every
+# ASCII letter "A" and every other non-ASCII character "?", so offsets are unchanged.  A
+# candidate is a run of at least seven digits joined by short separators that is not glued
+# to a word ("INC0012345") and is not a bare date; the literal "00" prefix lets the regex
+# engine skip quickly to two adjacent digits.
+_SHAPE = bytes.maketrans(
+    b"123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+    b"000000000" + b"A" * 52,
+)
+_CAND = re.compile(
+    rb"00(?<![A0_]00)"
+    rb"(?!(?:00([-/.])00?(?:\1)00?|([-/.])00?(?:\2)(?:0000|00))(?!0|[ \-.()/]+0))"
+    rb"(?:[ \-.()/]{0,3}0){5,}+"
+)
 _CHUNK_CHARS = frozenset("0123456789 -.()/+")
 _DIGITS = frozenset("0123456789")
 _NON_DIGIT = re.compile(r"[^0-9]+")
@@ -211,13 +249,15 @@ _LB = r"(?<![\w+\-./#$€£¥@&=])(?<!\d[ \-./:,])"
 _RB = r"(?!\w)(?![ \-./:]\d)(?!,\d)"
 _SEP = r"(?:[ .\-]\(?|\(|\)[ .\-]?)"
 _EXT = r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?"
+_EXT_TAIL = re.compile(r"\s?(?:x|ext\.?)\s?\d{1,6}$")
 
 _PHONE_INTL = re.compile(
-    _LB + r"(?:\+|(?<!\d)00(?=[1-9]))\d++(?:" + _SEP + r"\d++)*+" + _EXT + _RB
+    _LB + r"(?:\(?\+|(?<!\d)00(?=[1-9]))\d++(?:" + _SEP + r"\d++)*+" + _EXT + _RB
 )
 _PHONE_NANP = re.compile(
     _LB
-    + r"(?:(?:\+?1|001)[ .\-]?)?(?:\(\d{3}\)[ .\-]?|\d{3}(?P<s1>[ .\-]))\d{3}(?P<s2>[ .\-])\d{4}"
+    + r"(?:(?:\+?1|001)[ .\-]?)?(?:\(\d{3}\)[ .\-]?|(?P<area>\d{3})(?P<s1>[ .\-]))"
+    + r"(?P<exchange>\d{3})(?P<s2>[ .\-])\d{4}"
     + _EXT
     + _RB
 )
@@ -225,6 +265,8 @@ _PHONE_NATIONAL = re.compile(
     _LB + r"(?:\(0\d{1,4}\) ?|0\d{1,4}[ .\-/])\d{2,8}(?:[ .\-]\d{2,8}){0,4}" + _EXT + _RB
 )
 _PHONE_PAREN = re.compile(_LB + r"\(\d{2,4}\) ?\d{3,5}[ \-]?\d{4}" + _EXT + _RB)
+# "0944 6651 7214" (a 4-4-4 reference) and "08378-5934" (a ZIP+4 code) are not phones.
+_REFERENCE_LIKE = re.compile(r"\d{4}([ .\-])\d{4}\1\d{4}|\d{5}-\d{4}")
 _YEAR_IN_PARENS = re.compile(r"\((?:19|20)\d\d\)")
 
 _CARD = re.compile(r"(?<![\w\-.+/$€£])(?<!\d[ \-])\d(?:[ \-]?\d){11,18}(?![ \-]?\d)(?!\w)")
@@ -235,47 +277,36 @@ _SSN = re.compile(
 )
 _SSN_BARE = re.compile(r"(?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4}")
 
-_IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}")
 _IBAN = re.compile(r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,31}")
 
-# Issuer prefixes, most specific first.
+# Issuer prefixes, most specific first (Mastercard's 2221-2720 range is checked in code).
+_DISCOVER, _DINERS, _MAESTRO = "Discover card", "Diners Club card", "Maestro card"
+# fmt: off
 _CARD_BRANDS: tuple[tuple[str, str], ...] = (
-    ("6011", "Discover card"),
-    ("644", "Discover card"),
-    ("645", "Discover card"),
-    ("646", "Discover card"),
-    ("647", "Discover card"),
-    ("648", "Discover card"),
-    ("649", "Discover card"),
-    ("65", "Discover card"),
-    ("62", "UnionPay card"),
-    ("34", "American Express card"),
-    ("37", "American Express card"),
-    ("35", "JCB card"),
-    ("2131", "JCB card"),
-    ("1800", "JCB card"),
-    ("300", "Diners Club card"),
-    ("301", "Diners Club card"),
-    ("302", "Diners Club card"),
-    ("303", "Diners Club card"),
-    ("304", "Diners Club card"),
-    ("305", "Diners Club card"),
-    ("36", "Diners Club card"),
-    ("38", "Diners Club card"),
+    ("6011", _DISCOVER), ("644", _DISCOVER), ("645", _DISCOVER), ("646", _DISCOVER),
+    ("647", _DISCOVER), ("648", _DISCOVER), ("649", _DISCOVER), ("65", _DISCOVER),
+    ("62", "UnionPay card"), ("34", "American Express card"), ("37", "American Express card"),
+    ("35", "JCB card"), ("2131", "JCB card"), ("1800", "JCB card"),
+    ("300", _DINERS), ("301", _DINERS), ("302", _DINERS), ("303", _DINERS), ("304", _DINERS),
+    ("305", _DINERS), ("36", _DINERS), ("38", _DINERS),
     ("4", "Visa card"),
-    ("51", "Mastercard"),
-    ("52", "Mastercard"),
-    ("53", "Mastercard"),
-    ("54", "Mastercard"),
+    ("51", "Mastercard"), ("52", "Mastercard"), ("53", "Mastercard"), ("54", "Mastercard"),
     ("55", "Mastercard"),
-    ("50", "Maestro card"),
-    ("56", "Maestro card"),
-    ("57", "Maestro card"),
-    ("58", "Maestro card"),
-    ("6", "Maestro card"),
+    ("50", _MAESTRO), ("56", _MAESTRO), ("57", _MAESTRO), ("58", _MAESTRO), ("6", _MAESTRO),
 )
+# fmt: on
 # 12-digit numbers are accepted only for these Maestro ranges.
 _MAESTRO_12 = ("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763")
+_BRAND_LENGTHS: dict[str, frozenset[int]] = {
+    "Visa card": frozenset({13, 16, 19}),
+    "Mastercard": frozenset({16}),
+    "American Express card": frozenset({15}),
+    "Discover card": frozenset({16, 17, 18, 19}),
+    "JCB card": frozenset({15, 16, 17, 18, 19}),
+    "Diners Club card": frozenset({14, 15, 16, 17, 18, 19}),
+    "UnionPay card": frozenset({16, 17, 18, 19}),
+    "Maestro card": frozenset(range(12, 20)),
+}
 
 
 def card_brand(digits: str) -> str | None:
@@ -295,7 +326,26 @@ def _card_grouping_ok(groups: list[str]) -> bool:
     return len(sizes) >= 4 and all(s == 4 for s in sizes[:-1]) and 1 <= sizes[-1] <= 4
 
 
-def _card_matches(text: str, cs: int, ce: int, tokens: list[str], out: list[PiiMatch]) -> None:
+class _Context:
+    """Lazily computed context words before positions of one text."""
+
+    __slots__ = ("_cache", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._cache: dict[int, list[str]] = {}
+
+    def tokens(self, start: int) -> list[str]:
+        toks = self._cache.get(start)
+        if toks is None:
+            toks = self._cache[start] = _context_tokens(self.text, start)
+        return toks
+
+    def negative(self, start: int) -> bool:
+        return _neg_context(self.tokens(start))
+
+
+def _card_matches(text: str, cs: int, ce: int, ctx: _Context, out: list[PiiMatch]) -> None:
     for m in _CARD.finditer(text, cs, min(len(text), ce + 2)):
         raw = m.group()
         digits = _NON_DIGIT.sub("", raw)
@@ -305,8 +355,15 @@ def _card_matches(text: str, cs: int, ce: int, tokens: list[str], out: list[PiiM
         if brand is None:
             continue
         start = m.start()
-        if start != cs:
-            tokens = _context_tokens(text, start)
+        tokens = ctx.tokens(start)
+        if len(digits) not in _BRAND_LENGTHS[brand]:
+            continue
+        if (
+            brand == "Maestro card"
+            and len(digits) not in (12, 16, 19)
+            and not _card_context(tokens)
+        ):
+            continue
         if len(digits) == 12:
             ok = digits.startswith(_MAESTRO_12) or (
                 digits[:2] in ("56", "57", "58") and _card_context(tokens)
@@ -325,14 +382,20 @@ def _card_matches(text: str, cs: int, ce: int, tokens: list[str], out: list[PiiM
 
 
 def _ssn_matches(
-    text: str, cs: int, ce: int, chunk: str, tokens: list[str], out: list[PiiMatch]
+    text: str, cs: int, ce: int, chunk: str, ctx: _Context, out: list[PiiMatch]
 ) -> None:
-    lo = max(0, cs - _CTX_WINDOW)
-    context = _SSN_CONTEXT.search(text, lo, cs) is not None
-    for m in _SSN.finditer(text, cs, min(len(text), ce + 2)):
-        if context or not _neg_context(tokens):
-            out.append(PiiMatch("us_ssn", m.start(), m.end(), "US SSN"))
-    if context and len(chunk) == 9 and _SSN_BARE.fullmatch(chunk):
+    context: bool | None = None
+    if "-" in chunk or " " in chunk:
+        for m in _SSN.finditer(text, cs, min(len(text), ce + 2)):
+            if context is None:
+                context = _SSN_CONTEXT.search(text, max(0, cs - _CTX_WINDOW), cs) is not None
+            if context or not ctx.negative(m.start()):
+                out.append(PiiMatch("us_ssn", m.start(), m.end(), "US SSN"))
+    elif (
+        len(chunk) == 9
+        and _SSN_BARE.fullmatch(chunk)
+        and _SSN_CONTEXT.search(text, max(0, cs - _CTX_WINDOW), cs) is not None
+    ):
         out.append(PiiMatch("us_ssn", cs, ce, "US SSN"))
 
 
@@ -346,34 +409,45 @@ def _separators_ok(raw: str) -> bool:
 
 def _phone_body(raw: str) -> str:
     """``raw`` without an extension suffix such as ``x123`` or ``ext. 12``."""
-    cut = raw.find("x")
-    return raw if cut < 0 else raw[:cut]
+    ext = _EXT_TAIL.search(raw)
+    return raw if ext is None else raw[: ext.start()]
+
+
+def _intl_phones(text: str, cs: int, ce: int, hi: int, ctx: _Context, out: list[PiiMatch]) -> bool:
+    found = False
+    for m in _PHONE_INTL.finditer(text, cs, hi):
+        if m.start() >= ce:
+            break
+        raw = _phone_body(m.group())
+        groups = [g for g in _NON_DIGIT.split(raw) if g]
+        if raw[0] == "0":
+            # "0044 20 7946 0958" - but not "0061 5337 8257" or "Order ID: 0062-8759-1092".
+            groups[0] = groups[0][2:]
+            if len(groups) < 3 or all(len(g) == 4 for g in groups[1:]):
+                continue
+            if ctx.negative(m.start()):
+                continue
+        if _followed_by_unit(text, m.end()):
+            continue
+        digits = "".join(groups)
+        if not 8 <= len(digits) <= 15 or not _separators_ok(raw):
+            continue
+        if len(groups) > 1 and not "".join(groups[1:]).strip("0"):
+            continue  # "+20 000 000" is a quantity
+        if sum(len(g) == 1 for g in groups[1:]) > 2:
+            continue
+        out.append(PiiMatch("phone", m.start(), m.end(), "international phone"))
+        found = True
+    return found
 
 
 def _phone_matches(
-    text: str, cs: int, ce: int, chunk: str, nd: int, tokens: list[str], out: list[PiiMatch]
+    text: str, cs: int, ce: int, chunk: str, nd: int, ctx: _Context, out: list[PiiMatch]
 ) -> bool:
     hi = min(len(text), ce + 12)
     found = False
-    if chunk[0] == "+" or chunk.startswith("00") or " +" in chunk:
-        for m in _PHONE_INTL.finditer(text, cs, hi):
-            if m.start() >= ce:
-                break
-            raw = m.group()
-            groups = [g for g in _NON_DIGIT.split(_phone_body(raw)) if g]
-            if raw[0] == "0":
-                groups[0] = groups[0][2:]
-                if len(groups) < 3:
-                    continue
-            digits = "".join(groups)
-            if not 8 <= len(digits) <= 15 or not _separators_ok(raw):
-                continue
-            if len(groups) > 1 and not "".join(groups[1:]).strip("0"):
-                continue  # "+20 000 000" is a quantity
-            if sum(len(g) == 1 for g in groups[1:]) > 2:
-                continue
-            out.append(PiiMatch("phone", m.start(), m.end(), "international phone"))
-            found = True
+    if "+" in chunk or chunk.startswith("00"):
+        found = _intl_phones(text, cs, ce, hi, ctx, out)
     if nd >= 10:
         for m in _PHONE_NANP.finditer(text, cs, hi):
             if m.start() >= ce:
@@ -382,16 +456,18 @@ def _phone_matches(
             if s1 is not None and s1 != m.group("s2"):
                 continue
             start = m.start()
-            strong = text[start] in "+(" or "(" in m.group()
-            if not strong:
-                if start != cs:
-                    tokens = _context_tokens(text, start)
-                if _neg_context(tokens):
-                    continue
+            raw = m.group()
+            weak = text[start] not in "+(" and "(" not in raw
+            if weak and (ctx.negative(start) or _followed_by_unit(text, m.end())):
+                continue
             out.append(PiiMatch("phone", start, m.end(), "US phone"))
             found = True
     if nd >= 9:
-        patterns = (_PHONE_NATIONAL, _PHONE_PAREN) if "(" in chunk else (_PHONE_NATIONAL,)
+        patterns: tuple[re.Pattern[str], ...] = ()
+        if chunk[0] == "0" or " 0" in chunk or "(0" in chunk:
+            patterns = (_PHONE_NATIONAL,)
+        if "(" in chunk:
+            patterns += (_PHONE_PAREN,)
         for pattern in patterns:
             for m in pattern.finditer(text, cs, hi):
                 if m.start() >= ce:
@@ -401,31 +477,34 @@ def _phone_matches(
                 nd_body = len(_NON_DIGIT.sub("", body))
                 if not 9 <= nd_body <= 12 or not _separators_ok(body.strip()):
                     continue
-                if _DATE.match(body) or _YEAR_IN_PARENS.match(raw):
+                if _DATE.fullmatch(body.strip()) or _YEAR_IN_PARENS.match(raw):
                     continue
-                start = m.start()
-                if _neg_context(tokens if start == cs else _context_tokens(text, start)):
+                if _REFERENCE_LIKE.fullmatch(body.strip()):
                     continue
-                out.append(PiiMatch("phone", start, m.end(), "national phone"))
+                if ctx.negative(m.start()) or _followed_by_unit(text, m.end()):
+                    continue
+                out.append(PiiMatch("phone", m.start(), m.end(), "national phone"))
                 found = True
     return found
 
 
 def _context_phone(
-    text: str, cs: int, ce: int, chunk: str, nd: int, tokens: list[str], out: list[PiiMatch]
+    text: str, cs: int, ce: int, chunk: str, nd: int, ctx: _Context, out: list[PiiMatch]
 ) -> None:
     """Numbers without a phone layout count only right after a phone word ("call me at")."""
     if not 7 <= nd <= 15 or chunk.count("(") != chunk.count(")"):
-        return
-    if not _separators_ok(chunk) or _DATE.match(chunk.lstrip("+(")):
-        return
-    if not _phone_context(tokens) or _neg_context(tokens):
         return
     if ce < len(text) and (text[ce].isalnum() or text[ce] in "@_"):
         return
     if cs > 0 and (text[cs - 1].isalnum() or text[cs - 1] in "#$€£-./_@"):
         return
-    out.append(PiiMatch("phone", cs, ce, "phone number"))
+    if _PHONE_HINT.search(text[max(0, cs - _CTX_WINDOW) : cs].lower()) is None:
+        return
+    if not _separators_ok(chunk) or _DATE.match(chunk.lstrip("+(")):
+        return
+    tokens = ctx.tokens(cs)
+    if _phone_context(tokens) and not _neg_context(tokens) and not _followed_by_unit(text, ce):
+        out.append(PiiMatch("phone", cs, ce, "phone number"))
 
 
 def _iban_match(text: str, pos: int, out: list[PiiMatch]) -> int:
@@ -462,76 +541,82 @@ def _iban_match(text: str, pos: int, out: list[PiiMatch]) -> int:
     return pos + end
 
 
-def _examine_number(text: str, cs: int, ce: int, out: list[PiiMatch]) -> int:
-    """Look for numeric PII in the number ``text[cs:ce]``; returns where scanning resumes."""
+def _examine_number(text: str, shape: bytes, cs: int, ce: int, out: list[PiiMatch]) -> None:
+    """Look for numeric PII in the digit run ``text[cs:ce]`` (seven digits or more)."""
     chunk = text[cs:ce]
-    digits = _NON_DIGIT.sub("", chunk)
-    nd = len(digits)
-    if nd < 7:
-        return ce
-    # IBAN: a country code and check digits shortly before (or at) the digit run.
-    for im in _IBAN_START.finditer(text, max(0, cs - 30), min(len(text), cs + 4)):
-        end = _iban_match(text, im.start(), out)
-        if end > cs:
-            return end
-    d = _DATE.match(chunk)
-    if d is not None and d.end() == len(chunk):
-        return ce
-    tokens = _context_tokens(text, cs)
+    nd = shape.count(b"0", cs, ce)
+    ctx = _Context(text)
+    if chunk[0] == "+":
+        if not _intl_phones(text, cs, ce, min(len(text), ce + 12), ctx, out):
+            _context_phone(text, cs, ce, chunk, nd, ctx, out)
+        return
     if nd >= 12:
-        _card_matches(text, cs, ce, tokens, out)
-    if nd >= 9:
-        _ssn_matches(text, cs, ce, chunk, tokens, out)
-    if not _phone_matches(text, cs, ce, chunk, nd, tokens, out):
-        _context_phone(text, cs, ce, chunk, nd, tokens, out)
-    return ce
+        _card_matches(text, cs, ce, ctx, out)
+    if nd >= 9 and (
+        shape.find(b"000-00-0000", cs, ce) >= 0
+        or shape.find(b"000 00 0000", cs, ce) >= 0
+        or (nd == 9 and ce - cs == 9)
+    ):
+        _ssn_matches(text, cs, ce, chunk, ctx, out)
+    if not _phone_matches(text, cs, ce, chunk, nd, ctx, out):
+        _context_phone(text, cs, ce, chunk, nd, ctx, out)
+
+
+def _iban_scan(text: str, shape: bytes, out: list[PiiMatch]) -> None:
+    pos = shape.find(b"AA00")
+    while pos != -1:
+        if pos == 0 or not text[pos - 1].isalnum():
+            _iban_match(text, pos, out)
+        pos = shape.find(b"AA00", pos + 1)
 
 
 def _numeric_matches(text: str, out: list[PiiMatch]) -> None:
-    if text.isascii():
-        candidates = _CAND_BYTES.finditer(text.encode("ascii").translate(_SHAPE))
-    else:
-        candidates = _CAND_STR.finditer(text)
+    # "replace" maps each non-ASCII character to one "?", keeping offsets aligned.
+    shape = text.encode("ascii", "replace").translate(_SHAPE)
+    if shape.count(b"0") < 7:
+        return  # every numeric kind has at least seven digits
+    if b"AA00" in shape:
+        _iban_scan(text, shape, out)
     resume = 0
-    for cand in candidates:
+    for cand in _CAND.finditer(shape):
         cs, ce = cand.span()
-        if cs < resume:
-            continue
-        while ce > cs and text[ce - 1] not in _DIGITS:
-            ce -= 1
         while cs > resume and text[cs - 1] in _CHUNK_CHARS:
             cs -= 1
         while text[cs] not in _DIGITS and text[cs] not in "+(":
             cs += 1
-        resume = _examine_number(text, cs, ce, out)
+        _examine_number(text, shape, cs, ce, out)
+        resume = ce
 
 
 # =========================================================================== e-mail
 
-_EMAIL = re.compile(
-    r"(?<![\w.%+\-'])[A-Za-z0-9_%+\-](?:[A-Za-z0-9_.%+\-'](?!\.\.)){0,63}"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
-    r"(?![\w\-]|\.[A-Za-z0-9])"
+# Local part: matched by searching back from each "@".  Domain: dot-separated labels ending
+# in an alphabetic TLD; "@2x.png"-style retina asset names are excluded up front.
+_LOCAL_PART = re.compile(r"[A-Za-z0-9_%+\-][A-Za-z0-9_.%+\-']{0,63}+@")
+_DOMAIN = re.compile(
+    r"@(?!\d+(?:\.\d+)?x\.)(?:[A-Za-z0-9][A-Za-z0-9\-]*+(?<!-)\.)+"
+    r"([A-Za-z]{2,24})(?![A-Za-z0-9_\-]|\.[A-Za-z0-9])"
 )
-_RETINA = re.compile(r"\d+(?:\.\d+)?x\.")
-# "logo@2x.png", "bundle@1.2.3.tgz": file names, not mailboxes.
-_NOT_TLDS = frozenset(
-    "png jpg jpeg gif svg webp bmp ico tif tiff pdf js mjs cjs ts tsx jsx css scss html "
-    "htm json xml txt yaml yml toml lock csv log ini cfg exe dll whl tgz".split()
-)
+# "bundle@1.2.3.tgz", "config@prod.yaml": file names, not mailboxes.
+# fmt: off
+_NOT_TLDS = frozenset({
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "tif", "tiff", "pdf", "js", "mjs",
+    "cjs", "ts", "tsx", "jsx", "css", "scss", "html", "htm", "json", "xml", "txt", "yaml",
+    "yml", "toml", "lock", "csv", "log", "ini", "cfg", "exe", "dll", "whl", "tgz"
+})
+# fmt: on
 
 
 def _email_matches(text: str, out: list[PiiMatch]) -> None:
     at = text.find("@")
     resume = 0
     while at != -1:
-        m = _EMAIL.search(text, max(resume, at - 64), min(len(text), at + 256))
-        if m is not None and m.start() <= at < m.end():
-            value = m.group()
-            domain = value[value.index("@") + 1 :]
-            tld = domain[domain.rfind(".") + 1 :].lower()
-            if tld not in _NOT_TLDS and _RETINA.match(domain) is None:
-                out.append(PiiMatch("email", m.start(), m.end(), "email address"))
+        lo = max(resume, at - 64)
+        local = _LOCAL_PART.search(text, max(lo, text.rfind(" ", lo, at) + 1), at + 1)
+        m = _DOMAIN.match(text, at) if local is not None else None
+        if local is not None and m is not None:
+            if m.group(1).lower() not in _NOT_TLDS:
+                out.append(PiiMatch("email", local.start(), m.end(), "email address"))
             resume = m.end()
             at = text.find("@", resume)
         else:
@@ -542,113 +627,115 @@ def _email_matches(text: str, out: list[PiiMatch]) -> None:
 
 _PEM_KIND = r"(?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|PGP|SSH2) )?PRIVATE KEY(?: BLOCK)?"
 
-# (substrings that must occur, pattern, detail, group): the reported span is that group's.
-# Every pattern starts with a literal so the regex engine can jump to candidates.
-_SECRET_RULES: tuple[tuple[tuple[str, ...], re.Pattern[str], str, int], ...] = (
-    (
-        ("-----BEGIN",),
-        re.compile(
-            "-----BEGIN " + _PEM_KIND + r"-----(?:[\s\S]{0,20000}?-----END " + _PEM_KIND + "-----)?"
-        ),
-        "private key block",
-        0,
+# A rule is (pattern, detail, group): the reported span is that group's span.  Patterns
+# start with a literal (boundaries are look-behinds after it) so matching stays cheap.
+_Rule = tuple[re.Pattern[str], str, int]
+
+_PEM_BEGIN = re.compile("-----BEGIN " + _PEM_KIND + "-----")
+_PEM_END = re.compile("-----END " + _PEM_KIND + "-----")
+_PEM_MAX_BODY = 20_000
+_AWS_KEY_ID: _Rule = (
+    re.compile(
+        r"A(?:KIA|SIA|IDA|ROA|GPA|NPA|NVA|IPA)(?<![A-Za-z0-9]....)[A-Z0-9]{16}(?![A-Za-z0-9])"
     ),
-    (
-        ("AKIA", "ASIA", "AIDA", "AROA", "AGPA", "ANPA", "ANVA", "AIPA"),
-        re.compile(r"A(?:KIA|SIA|IDA|ROA|GPA|NPA|NVA|IPA)(?<![A-Za-z0-9]....)[A-Z0-9]{16}(?![A-Za-z0-9])"),
-        "AWS access key id",
-        0,
+    "AWS access key id",
+    0,
+)
+_GOOGLE: _Rule = (
+    re.compile(r"AIza(?<![A-Za-z0-9_\-]AIza)[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"),
+    "Google API key",
+    0,
+)
+_GITHUB: _Rule = (
+    re.compile(r"gh[pousr]_(?<![A-Za-z0-9_]....)[A-Za-z0-9]{36,251}(?![A-Za-z0-9_])"),
+    "GitHub token",
+    0,
+)
+_GITHUB_PAT: _Rule = (
+    re.compile(r"github_pat_(?<![A-Za-z0-9_]github_pat_)[A-Za-z0-9_]{22,255}"),
+    "GitHub token",
+    0,
+)
+_GITLAB: _Rule = (
+    re.compile(r"glpat-(?<![A-Za-z0-9_]glpat-)[A-Za-z0-9_\-]{20,}"),
+    "GitLab token",
+    0,
+)
+_SLACK: _Rule = (
+    re.compile(r"xox[abposr]-(?<![A-Za-z0-9_].....)[A-Za-z0-9\-]{10,}(?![A-Za-z0-9\-])"),
+    "Slack token",
+    0,
+)
+_SLACK_HOOK: _Rule = (
+    re.compile(r"hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{16,}"),
+    "Slack webhook URL",
+    0,
+)
+_STRIPE: _Rule = (
+    re.compile(r"(?<![A-Za-z0-9_])[rs]k_(?:live|test)_[A-Za-z0-9]{10,}"),
+    "Stripe secret key",
+    0,
+)
+_SK_KEY: _Rule = (
+    re.compile(r"sk-(?<![A-Za-z0-9_\-]sk-)(?:(?:proj|svcacct|admin|ant|or)-)?[A-Za-z0-9_\-]{20,}"),
+    "API secret key",
+    0,
+)
+_LONG_ALNUM = re.compile(r"[A-Za-z0-9]{16}")  # real keys have a long random stretch
+_HF: _Rule = (
+    re.compile(r"hf_(?<![A-Za-z0-9_]hf_)[A-Za-z0-9]{30,40}(?![A-Za-z0-9])"),
+    "Hugging Face token",
+    0,
+)
+_NPM: _Rule = (
+    re.compile(r"npm_(?<![A-Za-z0-9_]npm_)[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
+    "npm token",
+    0,
+)
+_SENDGRID: _Rule = (
+    re.compile(r"SG\.(?<![A-Za-z0-9_]SG\.)[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}(?![\w\-])"),
+    "SendGrid API key",
+    0,
+)
+_BEARER: _Rule = (
+    re.compile(r"(?<![A-Za-z0-9])(?i:bearer)\s+([A-Za-z0-9._~+/\-]{20,}=*)(?![\w.~+/=\-])"),
+    "bearer token",
+    1,
+)
+_JWT: _Rule = (
+    re.compile(
+        r"eyJ(?<![A-Za-z0-9_\-]eyJ)[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"
     ),
-    (
-        ("gh",),
-        re.compile(r"gh[pousr]_(?<![A-Za-z0-9_]....)[A-Za-z0-9]{36,251}(?![A-Za-z0-9_])"),
-        "GitHub token",
-        0,
-    ),
-    (
-        ("github_pat_",),
-        re.compile(r"github_pat_(?<![A-Za-z0-9_]github_pat_)[A-Za-z0-9_]{22,255}"),
-        "GitHub token",
-        0,
-    ),
-    (
-        ("glpat-",),
-        re.compile(r"glpat-(?<![A-Za-z0-9_]glpat-)[A-Za-z0-9_\-]{20,}"),
-        "GitLab token",
-        0,
-    ),
-    (
-        ("xox",),
-        re.compile(r"xox[abposr]-(?<![A-Za-z0-9_].....)[A-Za-z0-9\-]{10,}(?![A-Za-z0-9\-])"),
-        "Slack token",
-        0,
-    ),
-    (
-        ("hooks.slack.com",),
-        re.compile(r"hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{16,}"),
-        "Slack webhook URL",
-        0,
-    ),
-    (
-        ("k_live_", "k_test_"),
-        re.compile(r"(?<![A-Za-z0-9_])[rs]k_(?:live|test)_[A-Za-z0-9]{10,}"),
-        "Stripe secret key",
-        0,
-    ),
-    (
-        ("AIza",),
-        re.compile(r"AIza(?<![A-Za-z0-9_\-]AIza)[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"),
-        "Google API key",
-        0,
-    ),
-    (
-        ("sk-",),
-        re.compile(r"sk-(?<![A-Za-z0-9_\-]sk-)(?:(?:proj|svcacct|admin|ant|or)-)?[A-Za-z0-9_\-]{20,}"),
-        "API secret key",
-        0,
-    ),
-    (
-        ("hf_",),
-        re.compile(r"hf_(?<![A-Za-z0-9_]hf_)[A-Za-z0-9]{30,40}(?![A-Za-z0-9])"),
-        "Hugging Face token",
-        0,
-    ),
-    (
-        ("npm_",),
-        re.compile(r"npm_(?<![A-Za-z0-9_]npm_)[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
-        "npm token",
-        0,
-    ),
-    (
-        ("SG.",),
-        re.compile(r"SG\.(?<![A-Za-z0-9_]SG\.)[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}(?![\w\-])"),
-        "SendGrid API key",
-        0,
-    ),
-    (
-        ("earer", "EARER"),
-        re.compile(r"(?i:bearer)(?<![A-Za-z0-9]......)\s+([A-Za-z0-9._~+/\-]{20,}=*)(?![\w.~+/=\-])"),
-        "bearer token",
-        1,
-    ),
-    (
-        ("eyJ",),
-        re.compile(r"eyJ(?<![A-Za-z0-9_\-]eyJ)[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"),
-        "JWT",
-        0,
-    ),
+    "JWT",
+    0,
 )
 
+# Rules behind an "_" gate, each with the substring it needs.
+_UNDERSCORE_RULES: tuple[tuple[str, _Rule], ...] = (
+    ("gh", _GITHUB),
+    ("github_pat_", _GITHUB_PAT),
+    ("k_", _STRIPE),
+    ("hf_", _HF),
+    ("npm_", _NPM),
+)
+_DASH_RULES: tuple[tuple[str, _Rule], ...] = (
+    ("glpat-", _GITLAB),
+    ("xox", _SLACK),
+    ("sk-", _SK_KEY),
+)
+_DASH_GATE = re.compile(r"-(?:(?<=sk-)|(?<=glpat-)|(?<=xox[abposr]-)|----BEGIN )")
+_A_GATE = re.compile(r"A(?:KIA|SIA|IDA|ROA|GPA|NPA|NVA|IPA|Iza)")
+
 # Labelled credentials: "api_key = ...", "client_secret: ...", "AWS_SECRET_ACCESS_KEY=...".
-_LABEL_SUFFIXES = ("key", "Key", "KEY", "secret", "Secret", "SECRET", "token", "Token", "TOKEN")
 _LABEL_HEAD = re.compile(
-    r"(?i)(?:^|[^a-z0-9])(?:(?P<aws>aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)|"
+    r"(?i)(?:^|[^a-z0-9])(?:"
+    r"(?P<aws>aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)|"
     r"api[_\-\s]?key|api[_\-]?secret|secret[_\-]?key|client[_\-]?secret|app[_\-]?secret|"
     r"access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|private[_\-]?token|bot[_\-]?token|"
-    r"(?P<bare>secret|token))$"
+    r"(?P<bare>secret|token))[\"']?\s*$"
 )
 _LABEL_VALUE = re.compile(
-    r"[\"']?\s*(?::=|=>|[:=])\s*[\"']?([A-Za-z0-9_\-./+=]{16,})(?![A-Za-z0-9_\-./+=])"
+    r"\s*(?::=|=>|[:=])\s*[\"']?([A-Za-z0-9_\-./+=]{16,512}+)(?![A-Za-z0-9_\-./+=])"
 )
 
 
@@ -660,50 +747,93 @@ def _random_looking(value: str) -> bool:
 
 
 def _labelled_secrets(text: str, out: list[PiiMatch]) -> None:
-    for suffix in _LABEL_SUFFIXES:
-        pos = text.find(suffix)
+    for sep in ":=":
+        pos = text.find(sep)
         while pos != -1:
-            label_end = pos + len(suffix)
-            vm = _LABEL_VALUE.match(text, label_end)
-            if vm is not None:
-                head = _LABEL_HEAD.search(text, max(0, pos - 24), label_end)
-                if head is not None:
+            k = pos - 1
+            while k > pos - 4 and k >= 0 and text[k] in " \"'":
+                k -= 1
+            if k >= 2 and text[k] in "yYtTnN":
+                head = _LABEL_HEAD.search(text, max(0, k - 30), pos)
+                vm = _LABEL_VALUE.match(text, pos) if head is not None else None
+                if head is not None and vm is not None:
                     value = vm.group(1)
-                    has_digit = any(ch in _DIGITS for ch in value)
+                    start, end = vm.span(1)
                     if head.group("aws"):
                         if len(value) == 40 and "-" not in value and "_" not in value:
-                            out.append(
-                                PiiMatch("secret", *vm.span(1), "AWS secret access key")
-                            )
+                            out.append(PiiMatch("secret", start, end, "AWS secret access key"))
                     elif head.group("bare"):
+                        has_digit = any(ch in _DIGITS for ch in value)
                         if has_digit and len(value) >= 20 and any(c.isalpha() for c in value):
-                            out.append(PiiMatch("secret", *vm.span(1), "labelled secret"))
+                            out.append(PiiMatch("secret", start, end, "labelled secret"))
                     elif _random_looking(value):
-                        out.append(PiiMatch("secret", *vm.span(1), "labelled API secret"))
-            pos = text.find(suffix, label_end)
+                        out.append(PiiMatch("secret", start, end, "labelled API secret"))
+            pos = text.find(sep, pos + 1)
+
+
+def _pem_blocks(text: str, out: list[PiiMatch]) -> None:
+    """PEM private keys: the header, extended to the END marker when one follows."""
+    next_end = -2
+    for m in _PEM_BEGIN.finditer(text):
+        stop = m.end()
+        if next_end != -1 and next_end < stop:
+            next_end = text.find("-----END ", stop)
+        if next_end != -1 and next_end - stop <= _PEM_MAX_BODY:
+            em = _PEM_END.match(text, next_end)
+            if em is not None:
+                stop = em.end()
+        out.append(PiiMatch("secret", m.start(), stop, "private key block"))
+
+
+def _apply(rule: _Rule, text: str, out: list[PiiMatch]) -> None:
+    pattern, detail, group = rule
+    for m in pattern.finditer(text):
+        if group:
+            if not _random_looking(m.group(group)):
+                continue
+        elif rule is _SK_KEY:
+            body = m.group()[3:]
+            if not _random_looking(body) or _LONG_ALNUM.search(body) is None:
+                continue
+        out.append(PiiMatch("secret", m.start(group), m.end(group), detail))
 
 
 def _secret_matches(text: str, out: list[PiiMatch]) -> None:
-    for needles, pattern, detail, group in _SECRET_RULES:
-        if not any(n in text for n in needles):
-            continue
-        for m in pattern.finditer(text):
-            if group:
-                value = m.group(group)
-                if not _random_looking(value):
-                    continue
-            elif detail == "API secret key":
-                body = m.group()[3:]
-                if not _random_looking(body) or _LONG_ALNUM.search(body) is None:
-                    continue
-            out.append(PiiMatch("secret", m.start(group), m.end(group), detail))
-    if ("=" in text or ":" in text) and any(s in text for s in _LABEL_SUFFIXES):
+    # Cheap gates first: single-character tests are the fastest substring searches.
+    if "_" in text:
+        for needle, rule in _UNDERSCORE_RULES:
+            if needle in text:
+                _apply(rule, text, out)
+    if "-" in text and _DASH_GATE.search(text) is not None:
+        if "-----BEGIN" in text:
+            _pem_blocks(text, out)
+        for needle, rule in _DASH_RULES:
+            if needle in text:
+                _apply(rule, text, out)
+    if "A" in text and _A_GATE.search(text) is not None:
+        _apply(_AWS_KEY_ID, text, out)
+        _apply(_GOOGLE, text, out)
+    if "earer" in text or ("B" in text and "EARER" in text):
+        _apply(_BEARER, text, out)  # before the JWT rule: same span, more telling label
+    if "J" in text and "eyJ" in text:
+        _apply(_JWT, text, out)
+    if "G" in text and "SG." in text:
+        _apply(_SENDGRID, text, out)
+    if "/" in text and "hooks.slack.com" in text:
+        _apply(_SLACK_HOOK, text, out)
+    if "=" in text or ":" in text:
         _labelled_secrets(text, out)
 
 
-_LONG_ALNUM = re.compile(r"[A-Za-z0-9]{16}")
-
 # =========================================================================== public API
+
+
+def _has_digit(text: str) -> bool:
+    # Ten single-character searches (memchr speed) beat any regex scan here.
+    return (
+        "0" in text or "1" in text or "2" in text or "3" in text or "4" in text
+        or "5" in text or "6" in text or "7" in text or "8" in text or "9" in text
+    )  # fmt: skip
 
 
 def find_pii(text: str) -> list[PiiMatch]:
@@ -712,20 +842,33 @@ def find_pii(text: str) -> list[PiiMatch]:
     _secret_matches(text, found)
     if "@" in text:
         _email_matches(text, found)
-    _numeric_matches(text, found)
+    if _has_digit(text):
+        _numeric_matches(text, found)
     if len(found) < 2:
         return found
     return _resolve(found)
 
 
 def _resolve(found: list[PiiMatch]) -> list[PiiMatch]:
+    found.sort(key=_by_start)
+    prev_end = -1
+    for m in found:
+        if m.start < prev_end:
+            break
+        prev_end = m.end
+    else:
+        return found  # the common case: nothing overlaps
     ranked = sorted(found, key=lambda m: (_PRIORITY[m.kind], m.start - m.end, m.start))
     kept: list[PiiMatch] = []
     for m in ranked:
         if all(m.end <= k.start or m.start >= k.end for k in kept):
             kept.append(m)
-    kept.sort(key=lambda m: m.start)
+    kept.sort(key=_by_start)
     return kept
+
+
+def _by_start(m: PiiMatch) -> int:
+    return m.start
 
 
 def redact(text: str, matches: list[PiiMatch]) -> str:
