@@ -195,7 +195,8 @@ def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
                 )
             ]
         where = f"message {index} ({role})"
-        if "content" not in message and not (role == "assistant" and "tool_calls" in message):
+        calls_instead = "tool_calls" in message or "function_call" in message
+        if "content" not in message and not (role == "assistant" and calls_instead):
             return None, [RowProblem("invalid_schema", "error", f"{where} has no 'content'")]
         text, problem = _content_text(message.get("content"), where)
         if problem is not None or text is None:
@@ -214,6 +215,18 @@ def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
                 return None, [RowProblem("invalid_schema", "error", problem)]
             calls_text = _tool_calls_text(message["tool_calls"])
             text = f"{text}\n{calls_text}" if text else calls_text
+        legacy_call = message.get("function_call")
+        if legacy_call is not None:
+            if role != "assistant" or not isinstance(legacy_call, dict):
+                return None, [
+                    RowProblem(
+                        "invalid_schema",
+                        "error",
+                        f"{where}: 'function_call' must be an object on an assistant turn",
+                    )
+                ]
+            rendered = _tool_calls_text([{"function": legacy_call}])
+            text = f"{text}\n{rendered}" if text else rendered
         weight = message.get("weight")
         if weight is not None and (isinstance(weight, bool) or weight not in (0, 1)):
             return None, [
@@ -247,7 +260,19 @@ def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
 
 def _has_tool_calls(message: dict[str, Any]) -> bool:
     calls = message.get("tool_calls")
-    return isinstance(calls, list) and len(calls) > 0
+    # `function_call` is the legacy single-call form, still found in older datasets.
+    return (isinstance(calls, list) and len(calls) > 0) or isinstance(
+        message.get("function_call"), dict
+    )
+
+
+def _has_media(message: dict[str, Any]) -> bool:
+    """A content list with non-text parts (an image, audio) is not empty without text."""
+    content = message.get("content")
+    return isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type", "text") not in TEXT_PART_TYPES
+        for part in content
+    )
 
 
 def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
@@ -260,7 +285,7 @@ def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
         for index, (message, text) in enumerate(
             zip(messages, conversation.texts, strict=True), start=1
         )
-        if not text.strip() and not _has_tool_calls(message)
+        if not text.strip() and not _has_tool_calls(message) and not _has_media(message)
     ]
     if empty_turns:
         problems.append(
@@ -322,7 +347,9 @@ def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
         if role == "assistant" and _has_tool_calls(message):
             calls_pending = True
             open_call_ids |= {
-                call["id"] for call in message["tool_calls"] if isinstance(call.get("id"), str)
+                call["id"]
+                for call in message.get("tool_calls") or ()
+                if isinstance(call, dict) and isinstance(call.get("id"), str)
             }
         elif role in TOOL_ROLES:
             if not calls_pending:

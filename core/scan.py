@@ -412,12 +412,9 @@ def duplicate_findings(
     near_pairs = minhash.near_duplicate_pairs(
         parsed.dialogs, threshold, progress=_report_progress(progress, "near-duplicates")
     )
-    kept = [
-        (i, j)
-        for i, j, _ in near_pairs
-        if exact_group_of[i] != exact_group_of[j]
-        and (min(i, j), max(i, j)) not in contradiction_pairs
-    ]
+    # A contradiction whose dialogs are also near-identical (long question, short
+    # opposite answers) is both, and is reported under both checks.
+    kept = [(i, j) for i, j, _ in near_pairs if exact_group_of[i] != exact_group_of[j]]
     groups = minhash.group_pairs(count, kept)
     group_of: dict[int, int] = {m: g for g, members in enumerate(groups) for m in members}
     lowest_similarity: dict[int, float] = {}

@@ -223,7 +223,7 @@ class DatasetRepository:
             return [
                 (str(a), str(b), int(c), int(d))
                 for a, b, c, d in connection.execute(
-                    """SELECT check_id, severity, count(*),
+                    """SELECT check_id, severity, count(DISTINCT finding_id),
                            count(DISTINCT l) FROM (
                                SELECT check_id, severity, finding_id, unnest(lines) AS l
                                FROM findings WHERE version_id = ?)

@@ -192,3 +192,13 @@ def test_console_script_runs_from_a_real_process(
     )
     assert result.returncode == 1
     assert json.loads(result.stdout)["findings"][0]["check"] == "invalid_json"
+
+
+def test_show_counts_findings_and_rows_separately(tmp_path: Path, jsonl_file: Callable[..., Path]) -> None:
+    ftod("init", str(tmp_path))
+    rows: list[Any] = [*clean_rows(), clean_rows()[0], clean_rows()[0], clean_rows()[1]]
+    ftod("data", "add", str(jsonl_file(rows)), "--name", "support", workspace=tmp_path)
+    shown = json.loads(ftod("data", "show", "support", "--json", workspace=tmp_path).output)
+    assert shown["finding_counts"] == [
+        {"check": "exact_duplicate", "severity": "warning", "findings": 2, "rows": 5}
+    ]

@@ -68,7 +68,9 @@ def print_dataset_list(listings: Sequence[Any]) -> None:
     if not listings:
         console.print("No datasets yet. Add one with `ftod data add FILE --name NAME`.")
         return
-    table = Table("name", "versions", "rows", "sha256", "errors", "warnings", "created")
+    table = Table("name", "vers", "rows", "sha256", "errors", "warn", "created")
+    table.columns[0].no_wrap = True
+    table.columns[0].overflow = "fold"
     for item in listings:
         table.add_row(
             item.name,
@@ -77,7 +79,7 @@ def print_dataset_list(listings: Sequence[Any]) -> None:
             item.sha256[:12],
             str(item.errors),
             str(item.warnings),
-            item.created_at.strftime("%Y-%m-%d %H:%M"),
+            item.created_at.strftime("%Y-%m-%d"),
         )
     console.print(table)
 

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each prints its figures as a final JSON line."""
