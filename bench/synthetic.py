@@ -156,7 +156,8 @@ def make_row(rng: random.Random, index: int) -> dict[str, object]:
         part
         for part in (
             rng.choice(OPENERS),
-            f"my {rng.choice(PRODUCTS)} (order {rng.randint(10000, 99999)}) {rng.choice(ISSUES)} {rng.choice(WORDS)}.",
+            f"my {rng.choice(PRODUCTS)} (order {rng.randint(10000, 99999)}) "
+            f"{rng.choice(ISSUES)} {rng.choice(WORDS)}.",
             details,
             rng.choice(ASKS),
             _fill(rng, rng.choice(CLOSERS)),
