@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,12 @@ CONTRADICTION_MAX_OUTPUT_SIMILARITY = 0.5
 # they also mention the same numbers and identifiers: "order #4821" and "order #9913" are
 # different questions however alike the rest of the text is.
 CONTRADICTION_MIN_INPUT_SIMILARITY = 0.75
+# LSH misses about a third of the pairs that sit right at its threshold, so questions are
+# searched at a lower one and then filtered on their exact similarity.
+_INPUT_SEARCH_THRESHOLD = 0.7
 # An exact-input leak needs an input this long, so "hi" in both files is not a leak.
 LEAKAGE_MIN_INPUT_CHARS = 16
+_PII_SEPARATOR = "\x00"
 PII_ERROR_KINDS = frozenset({"secret", "payment_card", "us_ssn", "iban"})
 _INPUT_NOISE = re.compile(r"[^\w\s]+")
 _IDENTIFIER = re.compile(r"\S*\d\S*")
@@ -108,7 +114,7 @@ class CheckReport:
 
 def normalize_input(text: str) -> str:
     """The question as compared across rows: case, punctuation and spacing ignored."""
-    return collapse_whitespace(_INPUT_NOISE.sub(" ", text.lower()))
+    return collapse_whitespace(_INPUT_NOISE.sub(" ", text.lower().replace("'", "")))
 
 
 def _digest(text: str) -> bytes:
@@ -157,6 +163,18 @@ class _ParsedRows:
     dialogs: list[str] = field(default_factory=list)
     user_lengths: list[int] = field(default_factory=list)
     labels: list[str | None] = field(default_factory=list)
+    # Digest of the normalised question (b"" when there is none); computed in the scan
+    # workers because normalising a million questions is seconds of single-core work.
+    input_keys: list[bytes] = field(default_factory=list)
+
+    def append(self, line: int, key: bytes, user: str, assistant: str, label: str | None) -> None:
+        self.lines.append(line)
+        self.exact_keys.append(key)
+        self.dialogs.append(dialog_text(user, assistant))
+        self.user_lengths.append(len(user))
+        self.labels.append(label)
+        question = normalize_input(user)
+        self.input_keys.append(_digest(question) if question else b"")
 
     def extend(self, other: _ParsedRows) -> None:
         self.lines.extend(other.lines)
@@ -164,6 +182,7 @@ class _ParsedRows:
         self.dialogs.extend(other.dialogs)
         self.user_lengths.extend(other.user_lengths)
         self.labels.extend(other.labels)
+        self.input_keys.extend(other.input_keys)
 
     def user_text(self, index: int) -> str:
         return self.dialogs[index][: self.user_lengths[index]]
@@ -184,10 +203,24 @@ def _metadata_string(metadata: dict[str, Any], key: str) -> str | None:
 
 
 def _pii_finding(line: int, conversation: Conversation) -> Finding | None:
+    # One scan of the whole row (find_pii has a fixed cost per call); NUL separates the
+    # messages because no PII pattern accepts it, so no match spans two messages.
+    texts = conversation.texts
+    matches = find_pii(_PII_SEPARATOR.join(texts))
+    if not matches:
+        return None
+    starts: list[int] = []
+    offset = 0
+    for text in texts:
+        starts.append(offset)
+        offset += len(text) + len(_PII_SEPARATOR)
     spans: list[PiiSpan] = []
-    for index, text in enumerate(conversation.texts):
-        for match in find_pii(text):
-            spans.append(PiiSpan(index, match.start, match.end, match.kind, match.detail))
+    for match in matches:
+        index = bisect_right(starts, match.start) - 1
+        start = match.start - starts[index]
+        end = match.end - starts[index]
+        if end <= len(texts[index]):
+            spans.append(PiiSpan(index, start, end, match.kind, match.detail))
     if not spans:
         return None
     by_message: dict[int, list[str]] = defaultdict(list)
@@ -282,11 +315,7 @@ class _Scanner:
         label = _metadata_string(conversation.metadata, "label")
         slice_name = _metadata_string(conversation.metadata, "slice")
         key = canonical_key(conversation)
-        self.parsed.lines.append(row.line)
-        self.parsed.exact_keys.append(key)
-        self.parsed.dialogs.append(dialog_text(user, assistant))
-        self.parsed.user_lengths.append(len(user))
-        self.parsed.labels.append(label)
+        self.parsed.append(row.line, key, user, assistant, label)
         if row_is_valid:
             self.valid_rows += 1
         self.summary.add_conversation(
@@ -354,11 +383,10 @@ def duplicate_findings(
 
     # Contradictions: the same question (exactly, or nearly) with materially different answers.
     contradiction_pairs: set[tuple[int, int]] = set()
-    inputs = [normalize_input(parsed.user_text(i)) for i in range(count)]
-    by_input: dict[str, list[int]] = defaultdict(list)
-    for index, text in enumerate(inputs):
-        if text:
-            by_input[text].append(index)
+    by_input: dict[bytes, list[int]] = defaultdict(list)
+    for index, input_key in enumerate(parsed.input_keys):
+        if input_key:
+            by_input[input_key].append(index)
     candidate_pairs: list[tuple[int, int]] = []
     for members in by_input.values():
         if len(members) > 1:
@@ -375,27 +403,37 @@ def duplicate_findings(
                 candidate_pairs.extend((r, member) for r in representatives[:50])
                 representatives.append(member)
     del by_input
+    # MinHash normalises case, punctuation and spacing itself, vectorised.
     near_inputs = minhash.near_duplicate_pairs(
-        inputs,
-        CONTRADICTION_MIN_INPUT_SIMILARITY,
+        [parsed.user_text(i) for i in range(count)],
+        _INPUT_SEARCH_THRESHOLD,
         progress=_report_progress(progress, "similar questions"),
     )
-    del inputs
     candidate_pairs.extend(
         (i, j)
-        for i, j, _ in near_inputs
-        if identifiers(parsed.user_text(i)) == identifiers(parsed.user_text(j))
+        for i, j, similarity in near_inputs
+        if similarity >= CONTRADICTION_MIN_INPUT_SIMILARITY
+        and identifiers(parsed.user_text(i)) == identifiers(parsed.user_text(j))
     )
+    to_compare: list[tuple[int, int]] = []
     for first, second in candidate_pairs:
         label_a, label_b = parsed.labels[first], parsed.labels[second]
         labels_differ = label_a is not None and label_b is not None and label_a != label_b
-        if exact_group_of[first] == exact_group_of[second] and not labels_differ:
-            continue
-        answers_similarity = minhash.jaccard(
-            parsed.assistant_text(first), parsed.assistant_text(second)
-        )
-        if labels_differ or answers_similarity < CONTRADICTION_MAX_OUTPUT_SIMILARITY:
+        if labels_differ:
             contradiction_pairs.add((min(first, second), max(first, second)))
+        elif exact_group_of[first] != exact_group_of[second]:
+            to_compare.append((first, second))
+    if to_compare:
+        # Answers are compared in one vectorised pass over just the rows involved.
+        involved = sorted({index for pair in to_compare for index in pair})
+        position = {index: offset for offset, index in enumerate(involved)}
+        answers = [parsed.assistant_text(index) for index in involved]
+        similarities = minhash.jaccard_pairs(
+            answers, [(position[a], position[b]) for a, b in to_compare]
+        )
+        for (first, second), similarity in zip(to_compare, similarities.tolist(), strict=True):
+            if similarity < CONTRADICTION_MAX_OUTPUT_SIMILARITY:
+                contradiction_pairs.add((min(first, second), max(first, second)))
     for group in minhash.group_pairs(count, contradiction_pairs):
         lines = tuple(parsed.lines[m] for m in group)
         labels = sorted({label for m in group if (label := parsed.labels[m]) is not None})
@@ -452,16 +490,15 @@ def leakage_findings(
     other_exact: dict[bytes, list[int]] = defaultdict(list)
     for index, key in enumerate(other.exact_keys):
         other_exact[key].append(index)
-    other_inputs: dict[str, list[int]] = defaultdict(list)
-    for index in range(len(other.lines)):
-        text = normalize_input(other.user_text(index))
-        if len(text) >= LEAKAGE_MIN_INPUT_CHARS:
-            other_inputs[text].append(index)
+    other_inputs: dict[bytes, list[int]] = defaultdict(list)
+    for index, input_key in enumerate(other.input_keys):
+        if input_key and other.user_lengths[index] >= LEAKAGE_MIN_INPUT_CHARS:
+            other_inputs[input_key].append(index)
     for index, key in enumerate(parsed.exact_keys):
         matches[index].update(other_exact.get(key, ()))
-        text = normalize_input(parsed.user_text(index))
-        if len(text) >= LEAKAGE_MIN_INPUT_CHARS:
-            matches[index].update(other_inputs.get(text, ()))
+        input_key = parsed.input_keys[index]
+        if input_key and parsed.user_lengths[index] >= LEAKAGE_MIN_INPUT_CHARS:
+            matches[index].update(other_inputs.get(input_key, ()))
     for query, corpus_index, _ in minhash.cross_pairs(parsed.dialogs, other.dialogs, threshold):
         matches[query].add(corpus_index)
     findings = []
@@ -574,6 +611,7 @@ def _scan_parallel(
     progress: ProgressCallback | None,
 ) -> ScanResult:
     import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ranges = split_ranges(path, workers)
     total = path.stat().st_size
@@ -581,21 +619,26 @@ def _scan_parallel(
     # can deadlock the child on a lock that another thread held.
     context = multiprocessing.get_context("spawn")
     progress_array = context.Array("q", len(ranges), lock=False)
-    with context.Pool(len(ranges), initializer=_init_worker, initargs=(progress_array,)) as pool:
-        pending = [
-            pool.apply_async(
+    with ProcessPoolExecutor(
+        len(ranges), mp_context=context, initializer=_init_worker, initargs=(progress_array,)
+    ) as pool:
+        futures = [
+            pool.submit(
                 _scan_part_in_worker,
-                (index, path, options, byte_range, _part_file(stage_rows_to, index)),
+                index,
+                path,
+                options,
+                byte_range,
+                _part_file(stage_rows_to, index),
             )
             for index, byte_range in enumerate(ranges)
         ]
-        results: list[ScanResult] = []
-        for job in pending:
-            while not job.ready():
-                job.wait(0.2)
-                if progress is not None:
-                    progress("reading", sum(progress_array), total)
-            results.append(job.get())
+        remaining = set(futures)
+        while remaining:
+            _, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
+            if progress is not None:
+                progress("reading", sum(progress_array), total)
+        results = [future.result() for future in futures]
     if progress is not None:
         progress("reading", total, total)
     return _merge(results)
@@ -608,16 +651,25 @@ def scan_rows(
     counter: TokenCounter | None = None,
     stage_rows_to: Path | None = None,
     progress: ProgressCallback | None = None,
-    workers: int | None = None,
 ) -> tuple[ScanResult, str]:
     """Scan every row; with `stage_rows_to`, also write the rows to store as Parquet parts."""
     source_format = sniff_format(path)
+    workers = options.workers
     if workers is None:
         large = source_format == "jsonl" and path.stat().st_size >= PARALLEL_MIN_BYTES
         workers = min(os.cpu_count() or 1, MAX_SCAN_WORKERS) if large else 1
+    result: ScanResult | None = None
     if workers > 1 and source_format == "jsonl":
-        result = _scan_parallel(path, options, workers, stage_rows_to, progress)
-    else:
+        try:
+            result = _scan_parallel(path, options, workers, stage_rows_to, progress)
+        except BrokenProcessPool:
+            # Workers could not start (e.g. a host program whose __main__ cannot be
+            # re-imported): scan in this process instead of failing.
+            for part in range(workers):
+                part_file = _part_file(stage_rows_to, part)
+                if part_file is not None:
+                    part_file.unlink(missing_ok=True)
+    if result is None:
         total = path.stat().st_size
 
         def on_bytes(consumed: int) -> None:
@@ -671,12 +723,11 @@ def check_file(
         counter=counter,
         stage_rows_to=stage_rows_to,
         progress=progress,
-        workers=options.workers,
     )
     findings = scanned.findings
     findings.extend(duplicate_findings(scanned.parsed, options.near_dup_threshold, progress))
     for other_file in options.against:
-        other, _ = scan_rows(Path(other_file), options, counter=counter, workers=options.workers)
+        other, _ = scan_rows(Path(other_file), options, counter=counter)
         findings.extend(
             leakage_findings(
                 scanned.parsed, other.parsed, str(other_file), options.near_dup_threshold
@@ -710,9 +761,5 @@ def parsed_rows_from_texts(
     for line, content_hash, user, assistant, label in zip(
         lines, content_hashes, user_texts, assistant_texts, labels, strict=True
     ):
-        parsed.lines.append(line)
-        parsed.exact_keys.append(bytes.fromhex(content_hash))
-        parsed.dialogs.append(dialog_text(user, assistant))
-        parsed.user_lengths.append(len(user))
-        parsed.labels.append(label)
+        parsed.append(line, bytes.fromhex(content_hash), user, assistant, label)
     return parsed

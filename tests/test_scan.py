@@ -376,3 +376,27 @@ def test_parallel_add_stores_every_part(tmp_path: Path, workspace: Any, reposito
     stored = repository.examples_page(outcome.version.version_id, limit=100)
     assert [row.line for row in stored] == list(range(1, 31))
     assert list((workspace.root / "tmp").iterdir()) == []
+
+
+def test_parallel_scan_falls_back_when_workers_cannot_start(tmp_path: Path) -> None:
+    """A host program read from stdin cannot be re-imported by spawned workers: the scan
+    must fall back to one process, not hang or fail."""
+    import json
+    import subprocess
+    import sys
+
+    rows = [json.dumps(r) for r in clean_rows()]
+    (tmp_path / "d.jsonl").write_text("\n".join(rows) + "\n")
+    program = (
+        "from pathlib import Path\n"
+        "from core.scan import CheckOptions, check_file\n"
+        f"report = check_file(Path({str(tmp_path / 'd.jsonl')!r}), CheckOptions(workers=2))\n"
+        "print(report.rows, report.valid_rows)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-"], input=program, cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["10", "10"]
