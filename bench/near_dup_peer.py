@@ -810,7 +810,7 @@ def ftod_near_dup_pairs(
 
 def _score(
     texts: Sequence[str],
-    found: Sequence[tuple[int, ...]],
+    found: Sequence[tuple[int, int]] | Sequence[tuple[int, int, float]],
     planted: set[tuple[int, int]],
     threshold: float,
 ) -> dict[str, float]:

@@ -17,6 +17,7 @@ SYSTEM_ROLES = frozenset({"system", "developer"})
 TOOL_ROLES = frozenset({"tool", "function"})
 KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,17 @@ def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
     messages: list[dict[str, Any]] = []
     texts: list[str] = []
     for index, message in enumerate(raw_messages, start=1):
+        # Fast path for the common plain turn; everything else takes the full checks below.
+        if (
+            type(message) is dict
+            and len(message) == 2
+            and type(message.get("content")) is str
+            and type(message.get("role")) is str
+            and message["role"] in _PLAIN_ROLES
+        ):
+            messages.append(message)
+            texts.append(message["content"])
+            continue
         where = f"message {index}"
         if not isinstance(message, dict):
             return None, [

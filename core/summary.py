@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from core.conversation import Conversation
 from core.findings import CHECK_IDS, Finding
 
 # Token-length histogram bucket edges (upper bounds), chosen around common max_seq_len values.
@@ -39,27 +38,29 @@ class SummaryBuilder:
         self.missing_system += other.missing_system
         self.with_tool_calls += other.with_tool_calls
 
-    def add_conversation(
+    def add_row(
         self,
-        conversation: Conversation,
+        roles: list[str],
         total_tokens: int,
         assistant_tokens: int,
         label: str | None,
         slice_name: str | None,
         *,
         has_system: bool,
+        has_tool_calls: bool,
     ) -> None:
-        self.turns.append(len(conversation.messages))
+        self.turns.append(len(roles))
         self.total_tokens.append(total_tokens)
         self.assistant_tokens.append(assistant_tokens)
-        self.roles.update(message["role"] for message in conversation.messages)
+        for role in roles:
+            self.roles[role] += 1
         if label is not None:
             self.labels[label] += 1
         if slice_name is not None:
             self.slices[slice_name] += 1
         if not has_system:
             self.missing_system += 1
-        if any(message.get("tool_calls") for message in conversation.messages):
+        if has_tool_calls:
             self.with_tool_calls += 1
 
     def build(

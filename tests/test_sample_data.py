@@ -36,7 +36,9 @@ def test_every_planted_problem_is_found(report: CheckReport, check: str) -> None
 
 
 def test_innocent_rows_are_not_flagged(report: CheckReport) -> None:
-    planted_lines = {line for check in CHECKS for group in _groups(PLANTED[check]) for line in group}
+    planted_lines = {
+        line for check in CHECKS for group in _groups(PLANTED[check]) for line in group
+    }
     flagged = {line for f in report.findings for line in f.lines}
     false_positives = flagged - planted_lines
     innocent = report.rows - len(planted_lines)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -24,7 +25,7 @@ from textual.worker import Worker, WorkerState
 
 from core.datasets import AddOutcome, add_dataset, validate_name
 from store.errors import FtodError
-from tui.screens.base import DataSource, data_source
+from tui.screens.base import DataSource, data_source, error_text
 
 PROGRESS_INTERVAL_S = 0.1
 
@@ -133,7 +134,7 @@ class AddDatasetScreen(ModalScreen[AddResult | None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self._running = False
+        self._adding = False
         self._name_edited = False
 
     # -- typed accessors -----------------------------------------------------------------
@@ -170,8 +171,8 @@ class AddDatasetScreen(ModalScreen[AddResult | None]):
         return self.query_one("#add-ok", Button)
 
     @property
-    def is_running(self) -> bool:
-        return self._running
+    def is_adding(self) -> bool:
+        return self._adding
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -192,12 +193,14 @@ class AddDatasetScreen(ModalScreen[AddResult | None]):
 
     def on_mount(self) -> None:
         self.progress_bar.display = False
+        for line in (self.path_error, self.name_error, self.stage, self.form_error):
+            self._say(line, "")
         self.path_input.focus()
 
     # -- form ----------------------------------------------------------------------------
     @on(Input.Changed, "#add-path")
     def _path_changed(self, event: Input.Changed) -> None:
-        self.path_error.update("")
+        self._say(self.path_error, "")
         if not self._name_edited:
             with self.name_input.prevent(Input.Changed):
                 self.name_input.value = suggested_name(event.value)
@@ -205,7 +208,7 @@ class AddDatasetScreen(ModalScreen[AddResult | None]):
     @on(Input.Changed, "#add-name")
     def _name_changed(self) -> None:
         self._name_edited = True
-        self.name_error.update("")
+        self._say(self.name_error, "")
 
     @on(Input.Submitted, "#add-path")
     def _path_submitted(self) -> None:
@@ -222,7 +225,7 @@ class AddDatasetScreen(ModalScreen[AddResult | None]):
         event.stop()
         self.action_cancel()
 
-    def validate(self) -> tuple[Path, str] | None:
+    def validate_form(self) -> tuple[Path, str] | None:
         """Inline messages for an unusable path or name; the values when both are fine."""
         raw_path = self.path_input.value.strip()
         name = self.name_input.value.strip()
@@ -241,31 +244,37 @@ class AddDatasetScreen(ModalScreen[AddResult | None]):
                 validate_name(name)
             except FtodError as error:
                 name_problem = error.message
-        self.path_error.update(path_problem)
-        self.name_error.update(name_problem)
+        self._say(self.path_error, path_problem)
+        self._say(self.name_error, name_problem)
         if path_problem or name_problem:
             return None
         return path, name
 
     def submit(self) -> None:
-        if self._running:
+        if self._adding:
             return
-        values = self.validate()
+        values = self.validate_form()
         if values is None:
             return
         path, name = values
-        self._set_running(True)
-        self.form_error.update("")
-        self.stage.update("starting…")
+        self._set_adding(True)
+        self._say(self.form_error, "")
+        self._say(self.stage, "starting…")
         self._add(data_source(self.app), path, name)
 
-    def _set_running(self, running: bool) -> None:
-        self._running = running
-        self.path_input.disabled = running
-        self.name_input.disabled = running
-        self.add_button.disabled = running
-        self.progress_bar.display = running
-        if running:
+    @staticmethod
+    def _say(widget: Static, message: str) -> None:
+        """Show a message line, or hide the line when there is nothing to say."""
+        widget.update(Text(message))
+        widget.display = bool(message)
+
+    def _set_adding(self, adding: bool) -> None:
+        self._adding = adding
+        self.path_input.disabled = adding
+        self.name_input.disabled = adding
+        self.add_button.disabled = adding
+        self.progress_bar.display = adding
+        if adding:
             self.progress_bar.update(total=None, progress=0)
 
     # -- the worker ----------------------------------------------------------------------
@@ -285,7 +294,7 @@ class AddDatasetScreen(ModalScreen[AddResult | None]):
 
     @on(Progress)
     def _show_progress(self, message: Progress) -> None:
-        self.stage.update(stage_text(message.stage, message.done, message.total))
+        self._say(self.stage, stage_text(message.stage, message.done, message.total))
         if message.total:
             self.progress_bar.update(total=message.total, progress=message.done)
         else:
@@ -293,7 +302,7 @@ class AddDatasetScreen(ModalScreen[AddResult | None]):
 
     @on(DatasetAdded)
     def _added(self, message: DatasetAdded) -> None:
-        self._running = False
+        self._adding = False
         self.dismiss(message.result)
 
     @on(Worker.StateChanged)
@@ -303,16 +312,18 @@ class AddDatasetScreen(ModalScreen[AddResult | None]):
         event.stop()  # this form shows its own errors; the app-wide modal is not needed
         if event.state == WorkerState.ERROR:
             error = event.worker.error
-            self._set_running(False)
-            self.stage.update("")
-            if isinstance(error, FtodError):
-                self.form_error.update(f"{error.title}: {error.message}")
-            else:
-                self.form_error.update(f"Could not add the file: {type(error).__name__}: {error}")
+            self._set_adding(False)
+            self._say(self.stage, "")
+            title = error.title if isinstance(error, FtodError) else "Could not add the file"
+            self._say(self.form_error, f"{title}: {error_text(error)}")
             self.path_input.focus()
 
     def action_cancel(self) -> None:
-        if self._running:
-            self.notify("The file is still being added; wait for it to finish.", severity="warning")
+        if self._adding:
+            self.notify(
+                "The file is still being added; wait for it to finish.",
+                severity="warning",
+                markup=False,
+            )
             return
         self.dismiss(None)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar, Protocol, cast
 
+from textual import on
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from store.datasets import DatasetRepository
+from store.errors import FtodError
 from store.workspace import Workspace
 
 
@@ -30,11 +35,20 @@ def data_source(app: App[object]) -> DataSource:
     return cast(DataSource, app)
 
 
+def error_text(error: BaseException | None) -> str:
+    """The sentence a person reads for an error: FtodError's message, else its type and text."""
+    if isinstance(error, FtodError):
+        return error.message
+    return f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+
+
 class FtodScreen(Screen[None]):
     """Base of the full-page screens: `escape` goes back to the previous one."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="screen.back", tooltip="Go back to the previous screen"),
+        Binding(
+            "escape", "back", "Back", id="screen.back", tooltip="Go back to the previous screen"
+        ),
     ]
 
     @property
@@ -53,6 +67,22 @@ class FtodScreen(Screen[None]):
 
     def close_search(self) -> None:
         """Close and clear the search line (screens with one override this)."""
+
+    def load_failed(self, error: BaseException | None) -> None:
+        """A worker of this screen failed; clear loading state (the app shows the error)."""
+
+    @dataclass
+    class LoadFailed(Message):
+        """A worker of a screen failed; bubbles to the app, which shows the error."""
+
+        error: BaseException | None
+
+    @on(Worker.StateChanged)
+    def _worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Worker.StateChanged does not bubble: the screen turns a failure into LoadFailed.
+        if event.state == WorkerState.ERROR and event.worker.node is self:
+            self.load_failed(event.worker.error)
+            self.post_message(self.LoadFailed(event.worker.error))
 
     def action_back(self) -> None:
         if self.has_open_search():

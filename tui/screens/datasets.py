@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from store.datasets import DatasetListing
 from tui.formatting import display_path, format_count, format_when, short_hash
 from tui.screens.add_dataset import AddDatasetScreen, AddResult
-from tui.screens.base import DataSource, FtodScreen
+from tui.screens.base import DataSource, FtodScreen, error_text
 from tui.screens.version import VersionScreen
 from tui.widgets.search import SearchBar
 from tui.widgets.table import FtodTable
@@ -30,13 +30,13 @@ EMPTY_TEXT = Text.assemble(
     "contradictions, personal data, length) and stored as version 1.",
 )
 
-COLUMNS: tuple[tuple[str, str], ...] = (
+COLUMNS: tuple[tuple[str | Text, str], ...] = (
     ("name", "name"),
-    ("vers", "versions"),
-    ("rows", "rows"),
+    (Text("vers", justify="right"), "versions"),
+    (Text("rows", justify="right"), "rows"),
     ("sha256", "sha256"),
-    ("err", "errors"),
-    ("warn", "warnings"),
+    (Text("err", justify="right"), "errors"),
+    (Text("warn", justify="right"), "warnings"),
     ("created", "created"),
 )
 
@@ -46,7 +46,9 @@ class DatasetsScreen(FtodScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "add", "Add", id="datasets.add", tooltip="Add a JSONL or Parquet file"),
-        Binding("slash", "search", "Filter", id="datasets.search", tooltip="Filter datasets by name"),
+        Binding(
+            "slash", "search", "Filter", id="datasets.search", tooltip="Filter datasets by name"
+        ),
         Binding("r", "reload", "Reload", id="datasets.reload", tooltip="Read the list again"),
     ]
 
@@ -60,6 +62,7 @@ class DatasetsScreen(FtodScreen):
         super().__init__()
         self._datasets: tuple[DatasetListing, ...] = ()
         self._loaded = False
+        self._failed = False  # after a failed read, only `r` retries (no modal loop)
 
     # -- typed accessors -----------------------------------------------------------------
     @property
@@ -100,10 +103,13 @@ class DatasetsScreen(FtodScreen):
         self.empty_panel.display = False
 
     def on_screen_resume(self) -> None:
-        self.reload()
+        # Back from another screen: the CLI may have added data meanwhile.
+        if not self._failed:
+            self.reload()
 
     # -- loading -------------------------------------------------------------------------
     def reload(self) -> None:
+        self._failed = False
         self._load(self.source)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="datasets")
@@ -116,6 +122,20 @@ class DatasetsScreen(FtodScreen):
         self._loaded = True
         self.table.loading = False
         self._fill_table()
+        if not self.search_bar.has_focus:
+            self.table.focus()
+            self.refresh_bindings()
+
+    def load_failed(self, error: BaseException | None) -> None:
+        self._failed = True
+        self.table.loading = False
+        self.status.update(
+            Text.assemble(
+                ("Could not read the datasets: ", "bold red"),
+                error_text(error),
+                (" (r retries)", "dim"),
+            )
+        )
 
     def _fill_table(self) -> None:
         table = self.table
@@ -154,7 +174,7 @@ class DatasetsScreen(FtodScreen):
     @on(DataTable.RowSelected, "#datasets-table")
     def _open_dataset(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            self.app.push_screen(VersionScreen(str(event.row_key.value)))
+            self.app.push_screen(VersionScreen(ref=str(event.row_key.value)))
 
     def action_add(self) -> None:
         self.app.push_screen(AddDatasetScreen(), self._after_add)
@@ -162,7 +182,11 @@ class DatasetsScreen(FtodScreen):
     def _after_add(self, result: AddResult | None) -> None:
         if result is None:
             return
-        self.notify(result.summary, title="Dataset added" if result.created else "Nothing added")
+        self.notify(
+            result.summary,
+            title="Dataset added" if result.created else "Nothing added",
+            markup=False,
+        )
         self.reload()
 
     def action_reload(self) -> None:

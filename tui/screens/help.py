@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -13,6 +13,9 @@ from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
+
+# Textual's own screen bindings that say nothing about ftod.
+HIDDEN_ACTIONS = frozenset({"screen.copy_text", "copy_text"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +26,13 @@ class HelpEntry:
     tooltip: str
 
 
-def help_entries(app: App[object], screen: Screen[object]) -> list[HelpEntry]:
+def help_entries(app: App[Any], screen: Screen[Any]) -> list[HelpEntry]:
     """The active bindings of `screen` (focused widget, screen, app), grouped and deduplicated."""
     return collect_entries(app, screen, screen.active_bindings.values())
 
 
 def collect_entries(
-    app: App[object], screen: Screen[object], bindings: Iterable[ActiveBinding]
+    app: App[Any], screen: Screen[Any], bindings: Iterable[ActiveBinding]
 ) -> list[HelpEntry]:
     merged: dict[tuple[str, str], list[str]] = {}
     tooltips: dict[tuple[str, str], str] = {}
@@ -37,6 +40,8 @@ def collect_entries(
     for active in bindings:
         binding = active.binding
         if binding.system or not binding.description or not active.enabled:
+            continue
+        if binding.action in HIDDEN_ACTIONS:
             continue
         if active.node is app:
             group = "Everywhere"

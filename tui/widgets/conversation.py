@@ -147,23 +147,24 @@ class ConversationView(Vertical):
             yield Static(raw_text(side.raw, side.reason), classes="raw-row")
             return
         if side.reason:
-            yield Static(Text.assemble(("invalid row: ", "bold red"), side.reason), classes="reason")
+            yield Static(
+                Text.assemble(("invalid row: ", "bold red"), side.reason), classes="reason"
+            )
         for index, message in enumerate(side.messages):
             role_class = ROLE_CLASS.get(str(message.get("role")), "-other")
             highlights = [h for h in side.highlights if h.message_index == index]
             text = side.texts[index] if index < len(side.texts) else _fallback_text(message)
             length = side.content_lengths[index] if index < len(side.content_lengths) else None
             body = message_body(text, length, highlights)
+            flagged = " -flagged" if highlights else ""
             yield MessageView(
                 Text.assemble(message_header(index, message), "\n", body),
-                classes=f"message {role_class}",
+                classes=f"message {role_class}{flagged}",
             )
         if side.highlights:
             notes = Text("personal data: ", style="bold")
             notes.append(
-                ", ".join(
-                    f"{h.detail} (message {h.message_index + 1})" for h in side.highlights
-                ),
+                ", ".join(f"{h.detail} (message {h.message_index + 1})" for h in side.highlights),
                 style=PII_STYLE,
             )
             yield Static(notes, classes="conversation-note")

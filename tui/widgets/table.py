@@ -15,7 +15,9 @@ class FtodTable(DataTable[Cell]):
     """Row-cursor table used by every list screen: arrows or j/k, g/G, enter opens."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Open", id="table.open", tooltip="Open the highlighted row"),
+        Binding(
+            "enter", "select_cursor", "Open", id="table.open", tooltip="Open the highlighted row"
+        ),
         Binding("j", "cursor_down", "Down", show=False, id="table.down"),
         Binding("k", "cursor_up", "Up", show=False, id="table.up"),
         Binding("g", "scroll_top", "First row", show=False, id="table.top"),

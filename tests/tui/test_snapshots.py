@@ -1,0 +1,70 @@
+"""Snapshots of the data desk at 80×24 (the SSH floor) and 120×40.
+
+Regenerate with `pytest tests/tui/test_snapshots.py --snapshot-update` and look at the SVGs
+before committing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from textual.pilot import Pilot
+
+from store.workspace import Workspace
+from tests.tui.helpers import make_app, press, settle
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+
+SnapCompare = Callable[..., bool]
+
+
+def keys(*pressed: str) -> Callable[[Pilot[None]], Awaitable[None]]:
+    """A run_before that waits for the first screen, then presses keys, settling after each."""
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await press(pilot, *pressed)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_datasets_list(
+    snap_compare: SnapCompare, support_workspace: Workspace, size: tuple[int, int]
+) -> None:
+    assert snap_compare(make_app(support_workspace), terminal_size=size, run_before=keys())
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_version_detail(
+    snap_compare: SnapCompare, support_workspace: Workspace, size: tuple[int, int]
+) -> None:
+    assert snap_compare(make_app(support_workspace), terminal_size=size, run_before=keys("enter"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_findings_list(
+    snap_compare: SnapCompare, support_workspace: Workspace, size: tuple[int, int]
+) -> None:
+    assert snap_compare(
+        make_app(support_workspace), terminal_size=size, run_before=keys("enter", "f")
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_example_single_with_pii(
+    snap_compare: SnapCompare, support_workspace: Workspace, size: tuple[int, int]
+) -> None:
+    # The first finding (by line) is the PII email on line 2.
+    run_before = keys("enter", "f", "enter")
+    assert snap_compare(make_app(support_workspace), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_example_pair_contradiction(
+    snap_compare: SnapCompare, support_workspace: Workspace, size: tuple[int, int]
+) -> None:
+    # Findings by first line: pii 2, invalid_json 3, exact 4, near 6, contradiction 8.
+    run_before = keys("enter", "f", "j", "j", "j", "j", "enter")
+    assert snap_compare(make_app(support_workspace), terminal_size=size, run_before=run_before)

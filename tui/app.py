@@ -1,0 +1,88 @@
+"""The ftod dashboard: `FtodApp(workspace)` opens on the datasets screen.
+
+The app owns no data: screens read the store through `repository()` in thread workers.
+A failed screen worker arrives here as FtodScreen.LoadFailed: an FtodError becomes a modal
+with its title and message, a busy store a notification; no worker error crashes the app.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import ClassVar
+
+from textual import on
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.command import CommandPalette
+from textual.screen import Screen
+
+from store.datasets import DatasetRepository
+from store.db import Store
+from store.errors import FtodError, StoreBusyError
+from store.workspace import Workspace
+from tui.commands import FtodCommands
+from tui.screens.base import FtodScreen, error_text
+from tui.screens.datasets import DatasetsScreen
+from tui.screens.error import ErrorScreen
+from tui.screens.help import HelpScreen, help_entries
+
+INITIAL_SCREENS: dict[str, type[Screen[None]]] = {"datasets": DatasetsScreen}
+
+
+class FtodApp(App[None]):
+    """Keyboard-first dashboard over one workspace."""
+
+    CSS_PATH = "ftod.tcss"
+    TITLE = "ftod"
+    COMMANDS = App.COMMANDS | {FtodCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Leave ftod"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="The keys of this screen"),
+    ]
+
+    def __init__(self, workspace: Workspace, *, initial_screen: str = "datasets") -> None:
+        if initial_screen not in INITIAL_SCREENS:
+            known = ", ".join(sorted(INITIAL_SCREENS))
+            raise ValueError(f"initial_screen {initial_screen!r}: expected one of {known}")
+        super().__init__()
+        self._workspace = workspace
+        self._initial_screen = initial_screen
+        self._repository: DatasetRepository | None = None
+        self._repository_lock = threading.Lock()
+
+    @property
+    def workspace(self) -> Workspace:
+        return self._workspace
+
+    def repository(self) -> DatasetRepository:
+        """The dataset repository, opening the store (and migrating it) on first use.
+
+        Called from worker threads, so a slow or locked store never blocks the UI.
+        """
+        with self._repository_lock:
+            if self._repository is None:
+                self._repository = DatasetRepository(Store.open(self._workspace))
+            return self._repository
+
+    def get_default_screen(self) -> Screen[None]:
+        return INITIAL_SCREENS[self._initial_screen]()
+
+    def action_help(self) -> None:
+        screen = self.screen
+        if isinstance(screen, HelpScreen | CommandPalette):
+            return
+        title = screen.sub_title or screen.title or "ftod"
+        self.push_screen(HelpScreen(str(title), help_entries(self, screen)))
+
+    @on(FtodScreen.LoadFailed)
+    def _show_worker_error(self, event: FtodScreen.LoadFailed) -> None:
+        error = event.error
+        if isinstance(error, StoreBusyError):
+            self.notify(
+                error.message, title=error.title, severity="warning", timeout=10, markup=False
+            )
+        elif isinstance(error, FtodError):
+            self.push_screen(ErrorScreen(error.title, error.message))
+        else:
+            self.log.error(f"a worker failed: {error!r}")
+            self.push_screen(ErrorScreen("Unexpected error", error_text(error)))
