@@ -194,7 +194,9 @@ def test_console_script_runs_from_a_real_process(
     assert json.loads(result.stdout)["findings"][0]["check"] == "invalid_json"
 
 
-def test_show_counts_findings_and_rows_separately(tmp_path: Path, jsonl_file: Callable[..., Path]) -> None:
+def test_show_counts_findings_and_rows_separately(
+    tmp_path: Path, jsonl_file: Callable[..., Path]
+) -> None:
     ftod("init", str(tmp_path))
     rows: list[Any] = [*clean_rows(), clean_rows()[0], clean_rows()[0], clean_rows()[1]]
     ftod("data", "add", str(jsonl_file(rows)), "--name", "support", workspace=tmp_path)

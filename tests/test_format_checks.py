@@ -170,12 +170,21 @@ def test_all_weight_zero_is_a_warning_not_an_error() -> None:
 
 
 def test_image_only_user_turn_is_not_empty() -> None:
-    image = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}
+    image = {
+        "role": "user",
+        "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+    }
     assert checks_of({"messages": [S, image, A]}) == []
 
 
 def test_legacy_function_call_is_a_tool_call() -> None:
-    call = {"role": "assistant", "content": None, "function_call": {"name": "lookup", "arguments": "{}"}}
-    result = {"role": "function", "name": "lookup", "content": "{\"ok\": true}"}
+    call = {
+        "role": "assistant",
+        "content": None,
+        "function_call": {"name": "lookup", "arguments": "{}"},
+    }
+    result = {"role": "function", "name": "lookup", "content": '{"ok": true}'}
     assert checks_of({"messages": [S, U, call, result, A]}) == []
-    assert checks_of({"messages": [S, U, {"role": "user", "content": "x", "function_call": {"name": "f"}}, A]}) == ["invalid_schema"]
+    assert checks_of(
+        {"messages": [S, U, {"role": "user", "content": "x", "function_call": {"name": "f"}}, A]}
+    ) == ["invalid_schema"]

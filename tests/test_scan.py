@@ -395,8 +395,13 @@ def test_parallel_scan_falls_back_when_workers_cannot_start(tmp_path: Path) -> N
     )
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run(
-        [sys.executable, "-"], input=program, cwd=tmp_path, capture_output=True, text=True,
-        timeout=120, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+        [sys.executable, "-"],
+        input=program,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["10", "10"]
