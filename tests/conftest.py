@@ -141,7 +141,7 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     corpus = [text for pair in CLEAN_TOPICS for text in pair] * 20
     tokenizer.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tokenizer, bos_token="<|bos|>", eos_token="<|eot|>", pad_token="<|pad|>"
     )
     fast.chat_template = (

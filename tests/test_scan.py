@@ -140,8 +140,9 @@ def test_too_long_with_a_real_tokenizer(
     assert too_long and all("(estimated)" not in f.message for f in too_long)
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
-    expected = len(tokenizer.apply_chat_template(rows[0]["messages"], tokenize=True)["input_ids"])
+    tokenizer: Any = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
+    encoded: Any = tokenizer.apply_chat_template(rows[0]["messages"], tokenize=True)
+    expected = len(encoded["input_ids"])
     first = next(f for f in too_long if f.lines == (1,))
     assert first.message.startswith(f"{expected} tokens")
 
