@@ -14,7 +14,7 @@ import re
 import string
 import sys
 from bisect import bisect_right
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -397,6 +397,46 @@ class _Scanner:
         self._flush()
 
 
+# Boilerplate: a segment (line or sentence) of at least this many characters found in at
+# least this share of rows (an instruction template, a sign-off every answer carries). Like
+# the shared system prompt, it says nothing about whether two examples are the same.
+BOILERPLATE_MIN_CHARS = 30
+BOILERPLATE_MIN_SHARE = 0.2
+BOILERPLATE_SAMPLE_ROWS = 20_000
+_SEGMENT_BREAK = re.compile(r"\n+|(?<=[.!?:;])\s+")
+
+
+def boilerplate_stripper(texts: Sequence[str]) -> Callable[[str], str] | None:
+    """A function that removes the segments most rows share, or None when there are none.
+
+    Counted on an evenly spaced sample, so the cost is fixed however large the dataset.
+    """
+    if len(texts) < 10:
+        return None
+    step = max(1, len(texts) // BOILERPLATE_SAMPLE_ROWS)
+    sample = texts[::step]
+    counts: Counter[str] = Counter()
+    for text in sample:
+        counts.update(
+            {
+                segment.strip()
+                for segment in _SEGMENT_BREAK.split(text)
+                if len(segment.strip()) >= BOILERPLATE_MIN_CHARS
+            }
+        )
+    needed = max(5, BOILERPLATE_MIN_SHARE * len(sample))
+    frequent = sorted((s for s, c in counts.items() if c >= needed), key=len, reverse=True)
+    if not frequent:
+        return None
+    pattern = re.compile("|".join(re.escape(segment) for segment in frequent))
+
+    def strip(text: str) -> str:
+        stripped = pattern.sub(" ", text).strip()
+        return stripped or text  # a row made only of boilerplate keeps its text
+
+    return strip
+
+
 def _report_progress(
     progress: ProgressCallback | None, stage: str
 ) -> Callable[[int, int], None] | None:
@@ -454,8 +494,12 @@ def duplicate_findings(
                 representatives.append(member)
     del by_input
     # MinHash normalises case, punctuation and spacing itself, vectorised.
+    questions = [parsed.user_text(i) for i in range(count)]
+    strip_questions = boilerplate_stripper(questions)
+    if strip_questions is not None:
+        questions = [strip_questions(text) for text in questions]
     near_inputs = minhash.near_duplicate_pairs(
-        [parsed.user_text(i) for i in range(count)],
+        questions,
         _INPUT_SEARCH_THRESHOLD,
         progress=_report_progress(progress, "similar questions"),
     )
@@ -463,8 +507,9 @@ def duplicate_findings(
         (i, j)
         for i, j, similarity in near_inputs
         if similarity >= CONTRADICTION_MIN_INPUT_SIMILARITY
-        and identifiers(parsed.user_text(i)) == identifiers(parsed.user_text(j))
+        and identifiers(questions[i]) == identifiers(questions[j])
     )
+    del questions
     to_compare: list[tuple[int, int]] = []
     for first, second in candidate_pairs:
         label_a, label_b = parsed.labels[first], parsed.labels[second]
@@ -497,8 +542,12 @@ def duplicate_findings(
             )
         )
 
+    dialogs: Sequence[str] = parsed.dialogs
+    strip_dialogs = boilerplate_stripper(dialogs)
+    if strip_dialogs is not None:
+        dialogs = [strip_dialogs(text) for text in dialogs]
     near_pairs = minhash.near_duplicate_pairs(
-        parsed.dialogs, threshold, progress=_report_progress(progress, "near-duplicates")
+        dialogs, threshold, progress=_report_progress(progress, "near-duplicates")
     )
     # A contradiction whose dialogs are also near-identical (long question, short
     # opposite answers) is both, and is reported under both checks.

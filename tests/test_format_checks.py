@@ -134,6 +134,10 @@ def test_empty_content(messages: list[Any]) -> None:
     assert "empty_content" in checks_of({"messages": messages})
 
 
+def test_ending_on_a_tool_call_is_a_valid_function_calling_example() -> None:
+    assert checks_of({"messages": [S, U, CALL]}) == []
+
+
 def test_tool_call_only_assistant_turn_is_not_empty() -> None:
     assert checks_of({"messages": [S, U, CALL, TOOL, A]}) == []
 
@@ -148,7 +152,6 @@ def test_tool_call_only_assistant_turn_is_not_empty() -> None:
         ([S, U, TOOL, A], "does not follow an assistant tool call"),
         ([S, U, A, A], "two assistant turns in a row"),
         ([S, U, CALL, {**TOOL, "tool_call_id": "call_9"}, A], "no earlier call made"),
-        ([S, U, CALL], "never answered"),
         ([S, TOOL, U, A], "opens with a tool message"),
     ],
 )

@@ -406,3 +406,44 @@ def test_parallel_scan_falls_back_when_workers_cannot_start(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["10", "10"]
+
+
+def test_a_shared_instruction_template_does_not_make_rows_alike(tmp_path: Path) -> None:
+    """Classification-style rows repeat a long instruction in the user turn; like a shared
+    system prompt, it must not make distinct examples near-duplicates or contradictions."""
+    from tests.conftest import write_jsonl
+
+    instruction = (
+        "Classify the customer message below into exactly one of: shipping, refund, billing, "
+        "account, product, tech. Answer with the label only.\n\nMessage: "
+    )
+    messages = [
+        ("Where is my parcel?", "shipping"),
+        ("I want my money back for the kettle.", "refund"),
+        ("Why did you charge me twice?", "billing"),
+        ("I cannot log in anymore.", "account"),
+        ("Is the X200 waterproof?", "product"),
+        ("The app crashes on start.", "tech"),
+        ("My order has not arrived yet.", "shipping"),
+        ("Please refund the broken lamp.", "refund"),
+        ("Can I get an invoice copy?", "billing"),
+        ("How do I reset my password?", "account"),
+    ]
+    rows: list[Any] = [
+        chat(instruction + text, label, label=label, system=False) for text, label in messages
+    ]
+    # One true near-duplicate and one true contradiction among them.
+    rows.append(
+        chat(instruction + "Where is my parcel??", "shipping", label="shipping", system=False)
+    )
+    rows.append(
+        chat(instruction + "The app crashes on start.", "product", label="product", system=False)
+    )
+    report = check_file(write_jsonl(tmp_path / "cls.jsonl", rows))
+    found = {(f.check, f.lines) for f in report.findings}
+    # The contradiction's dialogs differ only in the one-word answer: near-identical too.
+    assert found == {
+        ("near_duplicate", (1, 11)),
+        ("contradiction", (6, 12)),
+        ("near_duplicate", (6, 12)),
+    }
