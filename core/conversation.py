@@ -18,6 +18,9 @@ TOOL_ROLES = frozenset({"tool", "function"})
 KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 _PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
+_SIMPLE_SHAPES = frozenset(
+    {("user", "assistant"), ("system", "user", "assistant"), ("developer", "user", "assistant")}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +292,16 @@ def _has_media(message: dict[str, Any]) -> bool:
 
 def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
     """empty_content, role_order and no_assistant for a structurally valid conversation."""
-    problems: list[RowProblem] = []
     messages = conversation.messages
+    # Fast path: most rows are ([system,] user, assistant) with text in every turn.
+    if (
+        len(messages) in (2, 3)
+        and tuple(message["role"] for message in messages) in _SIMPLE_SHAPES
+        and "weight" not in messages[-1]
+        and all(text.strip() for text in conversation.texts)
+    ):
+        return []
+    problems: list[RowProblem] = []
 
     empty_turns = [
         f"{index} ({message['role']})"

@@ -428,11 +428,17 @@ def boilerplate_stripper(texts: Sequence[str]) -> Callable[[str], str] | None:
     frequent = sorted((s for s, c in counts.items() if c >= needed), key=len, reverse=True)
     if not frequent:
         return None
-    pattern = re.compile("|".join(re.escape(segment) for segment in frequent))
 
     def strip(text: str) -> str:
-        stripped = pattern.sub(" ", text).strip()
-        return stripped or text  # a row made only of boilerplate keeps its text
+        # Literal substring tests and replaces run in C; a regex alternation of the same
+        # segments costs several times more over a million rows.
+        original = text
+        for segment in frequent:
+            if segment in text:
+                text = text.replace(segment, " ")
+        if text is original:
+            return original
+        return text.strip() or original  # a row made only of boilerplate keeps its text
 
     return strip
 
