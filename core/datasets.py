@@ -58,15 +58,41 @@ def to_store(finding: Finding) -> FindingToStore:
 
 @contextmanager
 def _staging_area(workspace: Workspace) -> Iterator[Path]:
-    """A unique file prefix under .ftod/tmp; every part file made from it is removed after."""
+    """A unique file prefix under .ftod/tmp; every part file made from it is removed after.
+
+    The prefix carries our pid, so files left by a process that was killed mid-add
+    (kill -9 skips `finally`) are recognised and removed by the next add.
+    """
     staging = workspace.root / "tmp"
     staging.mkdir(exist_ok=True)
-    prefix = staging / f"ingest-{uuid.uuid4().hex}.parquet"
+    remove_orphaned_staging(staging)
+    prefix = staging / f"ingest-{os.getpid()}-{uuid.uuid4().hex}.parquet"
     try:
         yield prefix
     finally:
         for leftover in staging.glob(f"{prefix.stem}*"):
             leftover.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphaned_staging(staging: Path) -> list[Path]:
+    """Delete staging files whose writing process no longer exists."""
+    removed: list[Path] = []
+    for leftover in staging.glob("ingest-*"):
+        owner = leftover.name.split("-")[1]
+        if owner.isdigit() and not _process_alive(int(owner)):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
 
 
 def add_dataset(
