@@ -133,6 +133,109 @@ def _messages_from_prompt_completion(row: dict[str, Any]) -> tuple[object, str |
     )
 
 
+# ShareGPT (LLaMA-Factory, axolotl, FastChat) speaker names and their chat roles.
+SHAREGPT_ROLES: dict[str, str] = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "model": "assistant",
+    "bard": "assistant",
+    "system": "system",
+    "function_call": "assistant",
+    "observation": "tool",
+    "tool": "tool",
+    "function": "tool",
+}
+
+
+def _messages_from_sharegpt(row: dict[str, Any]) -> tuple[object, str | None]:
+    turns = row.get("conversations")
+    if not isinstance(turns, list):
+        return None, f"'conversations' is {_describe(turns)}, not a list"
+    messages: list[object] = []
+    system = row.get("system")
+    if isinstance(system, str) and system.strip():
+        messages.append({"role": "system", "content": system})
+    call_count = 0
+    for index, turn in enumerate(turns, start=1):
+        if not isinstance(turn, dict):
+            return None, f"conversation turn {index} is {_describe(turn)}, not an object"
+        if "role" in turn:  # OpenAI-style messages under a ShareGPT key
+            messages.append(turn)
+            continue
+        speaker = turn.get("from")
+        role = SHAREGPT_ROLES.get(speaker) if isinstance(speaker, str) else None
+        if role is None:
+            shown = json.dumps(speaker, ensure_ascii=False)[:40]
+            return None, (
+                f"conversation turn {index} has unknown speaker 'from': {shown}; "
+                "expected human, gpt, system, function_call or observation"
+            )
+        value = turn.get("value")
+        if speaker == "function_call" and isinstance(value, str):
+            try:
+                call = json.loads(value)
+            except ValueError:
+                call = None
+            if isinstance(call, dict) and isinstance(call.get("name"), str):
+                call_count += 1
+                arguments = call.get("arguments", {})
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": f"call_{call_count}",
+                                "type": "function",
+                                "function": {
+                                    "name": call["name"],
+                                    "arguments": arguments
+                                    if isinstance(arguments, str)
+                                    else json.dumps(arguments, ensure_ascii=False),
+                                },
+                            }
+                        ],
+                    }
+                )
+                continue
+        message: dict[str, Any] = {"role": role, "content": value}
+        if role == "tool" and call_count:
+            message["tool_call_id"] = f"call_{call_count}"
+        messages.append(message)
+    return messages, None
+
+
+def _messages_from_alpaca(row: dict[str, Any]) -> tuple[object, str | None]:
+    instruction, extra, output = row.get("instruction"), row.get("input", ""), row.get("output")
+    if not isinstance(instruction, str) or not isinstance(output, str):
+        return None, (
+            f"'instruction' is {_describe(instruction)} and 'output' is {_describe(output)}; "
+            "expected two strings"
+        )
+    if extra is not None and not isinstance(extra, str):
+        return None, f"'input' is {_describe(extra)}, not a string"
+    messages: list[object] = []
+    system = row.get("system")
+    if isinstance(system, str) and system.strip():
+        messages.append({"role": "system", "content": system})
+    history = row.get("history") or []
+    if not isinstance(history, list):
+        return None, f"'history' is {_describe(history)}, not a list of [question, answer]"
+    for index, pair in enumerate(history, start=1):
+        if not (isinstance(pair, list) and len(pair) == 2):
+            return None, f"history entry {index} is not a [question, answer] pair"
+        messages += [
+            {"role": "user", "content": pair[0]},
+            {"role": "assistant", "content": pair[1]},
+        ]
+    question = f"{instruction}\n\n{extra}" if extra else instruction
+    messages += [{"role": "user", "content": question}, {"role": "assistant", "content": output}]
+    return messages, None
+
+
 def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
     """Validate the structure of one row; on success return the normalised conversation."""
     if not isinstance(row, dict):
@@ -145,13 +248,22 @@ def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
         raw_messages, problem = _messages_from_prompt_completion(row)
         if problem is not None:
             return None, [RowProblem("invalid_schema", "error", problem)]
+    elif "conversations" in row:
+        raw_messages, problem = _messages_from_sharegpt(row)
+        if problem is not None:
+            return None, [RowProblem("invalid_schema", "error", problem)]
+    elif "instruction" in row and "output" in row:
+        raw_messages, problem = _messages_from_alpaca(row)
+        if problem is not None:
+            return None, [RowProblem("invalid_schema", "error", problem)]
     else:
         keys = ", ".join(sorted(map(str, row))[:6]) or "none"
         return None, [
             RowProblem(
                 "invalid_schema",
                 "error",
-                f"no 'messages' (or 'prompt'/'completion') field; keys present: {keys}",
+                "no 'messages' field (nor prompt/completion, ShareGPT 'conversations' or "
+                f"Alpaca instruction/output); keys present: {keys}",
             )
         ]
     if not isinstance(raw_messages, list):

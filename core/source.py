@@ -185,9 +185,16 @@ def iter_parquet(path: Path, on_rows: Callable[[int], None] | None = None) -> It
     except Exception as error:
         raise InputError(f"{path}: not a readable Parquet file ({error})") from error
     columns = set(parquet.schema_arrow.names)
-    if "messages" not in columns and not {"prompt", "completion"} <= columns:
+    usable = (
+        "messages" in columns
+        or "conversations" in columns
+        or {"prompt", "completion"} <= columns
+        or {"instruction", "output"} <= columns
+    )
+    if not usable:
         raise InputError(
-            f"{path}: Parquet needs a 'messages' column or 'prompt' and 'completion' columns; "
+            f"{path}: Parquet needs a 'messages' (or ShareGPT 'conversations') column, or "
+            f"'prompt'/'completion' or 'instruction'/'output' columns; "
             f"found {', '.join(sorted(columns)) or 'none'}"
         )
     row_number = 0
@@ -196,8 +203,9 @@ def iter_parquet(path: Path, on_rows: Callable[[int], None] | None = None) -> It
             for record in batch.to_pylist():
                 row_number += 1
                 row = {k: v for k, v in record.items() if v is not None}
-                if isinstance(row.get("messages"), list):
-                    row["messages"] = [_drop_nulls(m) for m in row["messages"]]
+                for key in ("messages", "conversations"):
+                    if isinstance(row.get(key), list):
+                        row[key] = [_drop_nulls(m) for m in row[key]]
                 raw = orjson.dumps(row, default=str).decode()
                 yield SourceRow(row_number, raw, value=row)
             if on_rows is not None:

@@ -191,3 +191,75 @@ def test_legacy_function_call_is_a_tool_call() -> None:
     assert checks_of(
         {"messages": [S, U, {"role": "user", "content": "x", "function_call": {"name": "f"}}, A]}
     ) == ["invalid_schema"]
+
+
+SHAREGPT_VALID = [
+    {
+        "conversations": [
+            {"from": "human", "value": "Hi, where is my order?"},
+            {"from": "gpt", "value": "It ships today."},
+        ]
+    },
+    {
+        "system": "Be brief.",
+        "conversations": [
+            {"from": "human", "value": "a?"},
+            {"from": "gpt", "value": "b."},
+            {"from": "human", "value": "c?"},
+            {"from": "gpt", "value": "d."},
+        ],
+    },
+    {
+        "conversations": [
+            {"from": "human", "value": "Weather in Paris?"},
+            {
+                "from": "function_call",
+                "value": '{"name": "get_weather", "arguments": {"city": "Paris"}}',
+            },
+            {"from": "observation", "value": '{"temp": 21}'},
+            {"from": "gpt", "value": "It is 21 °C in Paris."},
+        ],
+        "tools": [{"name": "get_weather"}],
+    },
+    {"conversations": [{"role": "user", "content": "x?"}, {"role": "assistant", "content": "y."}]},
+]
+
+
+@pytest.mark.parametrize("row", SHAREGPT_VALID)
+def test_sharegpt_rows(row: Any) -> None:
+    conversation, problems = parse_row(row)
+    assert conversation is not None and problems == []
+    assert conversation.messages[-1]["role"] == "assistant"
+
+
+def test_sharegpt_problems() -> None:
+    assert checks_of(
+        {"conversations": [{"from": "robot", "value": "x"}, {"from": "gpt", "value": "y"}]}
+    ) == ["invalid_schema"]
+    assert checks_of({"conversations": "hi"}) == ["invalid_schema"]
+    assert checks_of(
+        {
+            "conversations": [
+                {"from": "human", "value": "x"},
+                {"from": "human", "value": "y"},
+                {"from": "gpt", "value": "z"},
+            ]
+        }
+    ) == ["role_order"]
+    assert checks_of({"conversations": [{"from": "human", "value": "x"}]}) == ["no_assistant"]
+
+
+def test_alpaca_rows() -> None:
+    conversation, problems = parse_row(
+        {
+            "instruction": "Summarise.",
+            "input": "A long text.",
+            "output": "Short.",
+            "history": [["q", "a"]],
+        }
+    )
+    assert conversation is not None and problems == []
+    assert [m["role"] for m in conversation.messages] == ["user", "assistant", "user", "assistant"]
+    assert conversation.messages[2]["content"] == "Summarise.\n\nA long text."
+    assert checks_of({"instruction": "Do it.", "output": ""}) == ["empty_content"]
+    assert checks_of({"instruction": 3, "output": "x"}) == ["invalid_schema"]

@@ -447,3 +447,20 @@ def test_a_shared_instruction_template_does_not_make_rows_alike(tmp_path: Path) 
         ("contradiction", (6, 12)),
         ("near_duplicate", (6, 12)),
     }
+
+
+def test_sharegpt_parquet(tmp_path: Path) -> None:
+    import polars as pl
+
+    rows = [
+        {
+            "conversations": [
+                {"from": "human", "value": f"Question {i} about lamps?"},
+                {"from": "gpt", "value": f"Answer {i}."},
+            ]
+        }
+        for i in range(3)
+    ]
+    pl.DataFrame(rows).write_parquet(tmp_path / "sharegpt.parquet")
+    report = check_file(tmp_path / "sharegpt.parquet")
+    assert report.valid_rows == 3 and report.findings == []
