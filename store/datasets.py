@@ -282,13 +282,20 @@ class DatasetRepository:
         ]
 
     def count_findings(
-        self, version_id: int, check: str | None = None, search: str | None = None
+        self,
+        version_id: int,
+        check: str | None = None,
+        search: str | None = None,
+        severity: str | None = None,
     ) -> int:
         clauses = ["version_id = ?"]
         params: list[Any] = [version_id]
         if check is not None:
             clauses.append("check_id = ?")
             params.append(check)
+        if severity is not None:
+            clauses.append("severity = ?")
+            params.append(severity)
         if search:
             clauses.append("(message ILIKE ? OR check_id ILIKE ?)")
             params += [f"%{search}%", f"%{search}%"]

@@ -443,3 +443,45 @@ async def test_findings_pages_load_as_the_cursor_nears_the_end(
         assert "450 of 450 findings" in static_text(screen.status)
         pages = [m for m in messages if isinstance(m, FindingsScreen.FindingsPageLoaded)]
         assert [page.offset for page in pages] == [0, 200, 400]
+
+
+async def test_a_check_row_opens_only_that_check_and_severity(tmp_path: Path) -> None:
+    """pii is listed once as error (a card) and once as warning (an email): each row
+    opens only its own findings."""
+    from textual.widgets import DataTable
+
+    from store.datasets import DatasetRepository
+    from store.db import Store
+    from store.workspace import init_workspace
+    from tests.tui.helpers import CREATED_AT, chat
+
+    workspace, _ = init_workspace(tmp_path)
+    repository = DatasetRepository(Store.open(workspace))
+    path = tmp_path / "pii.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                chat("My card is 4111 1111 1111 1111, charge it.", "Done, charged."),
+                chat("Write to me at jane.doe@example.org please.", "Sure, I will."),
+                chat("Where is my parcel from Monday?", "It arrives tomorrow."),
+            ]
+        )
+        + "\n"
+    )
+    add_dataset(workspace, repository, path, "pii", created_at=CREATED_AT)
+    app = make_app(workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press(pilot, "enter")
+        version_screen = app.screen
+        rows = [
+            tuple(row[:2])
+            for row in table_rows(version_screen.query_one("#checks-table", DataTable))
+        ]
+        assert rows == [("pii", "error"), ("pii", "warning")]
+        await press(pilot, "down", "enter")
+        findings_screen = app.screen
+        assert isinstance(findings_screen, FindingsScreen)
+        assert (findings_screen.check, findings_screen.severity) == ("pii", "warning")
+        assert findings_screen.total == 1
+        assert [row[0] for row in table_rows(findings_screen.table)] == ["pii"]

@@ -35,6 +35,7 @@ class FindingsQuery:
     check: str | None
     search: str | None
     generation: int
+    severity: str | None = None
 
 
 class FindingsScreen(FtodScreen):
@@ -54,11 +55,14 @@ class FindingsScreen(FtodScreen):
         total: int | None  # counted with the first page only
         ref: str | None  # the version's name@v, read with the first page only
 
-    def __init__(self, version_id: int, check: str | None = None) -> None:
+    def __init__(
+        self, version_id: int, check: str | None = None, severity: str | None = None
+    ) -> None:
         super().__init__()
         self.version_id = version_id
         self.check = check
-        self._query = FindingsQuery(version_id, check, None, 0)
+        self.severity = severity
+        self._query = FindingsQuery(version_id, check, None, 0, severity)
         self._findings: list[FindingRecord] = []
         self._total = 0
         self._ref: str | None = None
@@ -117,7 +121,9 @@ class FindingsScreen(FtodScreen):
 
     # -- loading -------------------------------------------------------------------------
     def _start_query(self, search: str | None) -> None:
-        self._query = FindingsQuery(self.version_id, self.check, search, self._query.generation + 1)
+        self._query = FindingsQuery(
+            self.version_id, self.check, search, self._query.generation + 1, self.severity
+        )
         self._loading = True
         self._load_page(self.source, self._query, 0, need_ref=self._ref is None)
 
@@ -127,11 +133,18 @@ class FindingsScreen(FtodScreen):
     ) -> None:
         repository = source.repository()
         findings = repository.findings_page(
-            query.version_id, check=query.check, search=query.search, offset=offset, limit=PAGE_SIZE
+            query.version_id,
+            check=query.check,
+            severity=query.severity,
+            search=query.search,
+            offset=offset,
+            limit=PAGE_SIZE,
         )
         total = None
         if offset == 0:
-            total = repository.count_findings(query.version_id, query.check, query.search)
+            total = repository.count_findings(
+                query.version_id, query.check, query.search, query.severity
+            )
         ref = repository.version_by_id(query.version_id).ref if need_ref else None
         self.post_message(self.FindingsPageLoaded(query, offset, tuple(findings), total, ref))
 
@@ -188,7 +201,10 @@ class FindingsScreen(FtodScreen):
         if self._query.search:
             text.append(f"  ·  search {self._query.search!r}", style="italic")
         self.status.update(text)
-        self.sub_title = f"{self._ref or ''} · findings" + (f": {self.check}" if self.check else "")
+        scope = f": {self.check}" if self.check else ""
+        if self.check and self.severity:
+            scope += f" ({self.severity})"
+        self.sub_title = f"{self._ref or ''} · findings{scope}"
 
     def _show_detail(self, row: int) -> None:
         if not 0 <= row < len(self._findings):

@@ -235,8 +235,10 @@ class VersionScreen(FtodScreen):
     def _open_check(self, event: DataTable.RowSelected) -> None:
         if self._detail is None or event.row_key.value is None:
             return
-        check = str(event.row_key.value).split("\x1f", 1)[0]
-        self.app.push_screen(FindingsScreen(self._detail.version.version_id, check))
+        check, _, severity = str(event.row_key.value).partition("\x1f")
+        self.app.push_screen(
+            FindingsScreen(self._detail.version.version_id, check, severity or None)
+        )
 
     def action_all_findings(self) -> None:
         if self._detail is not None:
