@@ -118,7 +118,11 @@ def add_dataset(
         return AddOutcome(existing, created=False, report=None)
     with _staging_area(workspace) as staging_prefix:
         report = check_file(
-            path, options or CheckOptions(), stage_rows_to=staging_prefix, progress=progress
+            path,
+            options or CheckOptions(),
+            stage_rows_to=staging_prefix,
+            progress=progress,
+            sha256=sha256,
         )
         if strict and report.error_count:
             raise ChecksFailed(

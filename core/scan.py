@@ -132,31 +132,6 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def canonical_key(conversation: Conversation) -> bytes:
-    """Identity of a conversation after whitespace normalisation (exact duplicates)."""
-    parts = [
-        message["role"] + "\x1e" + " ".join(text.split())
-        for message, text in zip(conversation.messages, conversation.texts, strict=True)
-    ]
-    return _digest("\x1f".join(parts))
-
-
-def split_texts(conversation: Conversation) -> tuple[str, str, str]:
-    """(system, user, assistant) texts: the derived columns every other check uses."""
-    system: list[str] = []
-    user: list[str] = []
-    assistant: list[str] = []
-    for message, text in zip(conversation.messages, conversation.texts, strict=True):
-        role = message["role"]
-        if role in SYSTEM_ROLES:
-            system.append(text)
-        elif role == "user":
-            user.append(text)
-        elif role == "assistant":
-            assistant.append(text)
-    return "\n".join(system), "\n".join(user), "\n".join(assistant)
-
-
 def dialog_text(user_text: str, assistant_text: str) -> str:
     """What near-duplicate detection compares: the non-system turns.
 
@@ -833,8 +808,13 @@ def check_file(
     *,
     stage_rows_to: Path | None = None,
     progress: ProgressCallback | None = None,
+    sha256: str | None = None,
 ) -> CheckReport:
-    """Run every check on `path` (and against `options.against`)."""
+    """Run every check on `path` (and against `options.against`).
+
+    `sha256` is the file's hash when the caller already computed it (`data add` does, to
+    find an identical stored version before checking anything).
+    """
     options = options or CheckOptions()
     _check_options(options)
     path = Path(path)
@@ -842,7 +822,7 @@ def check_file(
     for against_file in options.against:
         sniff_format(Path(against_file))
     counter = make_counter(options.tokenizer_dir)
-    sha256 = file_sha256(path)
+    sha256 = sha256 or file_sha256(path)
     scanned, source_format = scan_rows(
         path,
         options,
