@@ -40,9 +40,9 @@ from core.staging import STORED_COLUMNS, ParquetRowSink
 from core.summary import SummaryBuilder
 from core.tokens import (
     DEFAULT_MAX_SEQ_LEN,
-    ESTIMATED_TOKENS_PER_MESSAGE,
     TokenCounter,
-    estimate_tokens,
+    estimated_message_tokens,
+    is_loss_bearing,
     make_counter,
 )
 from store.errors import InputError
@@ -226,18 +226,11 @@ def _pii_finding(line: int, conversation: Conversation) -> Finding | None:
 
 class _Scanner:
     def __init__(
-        self,
-        path: Path,
-        options: CheckOptions,
-        counter: TokenCounter,
-        sink: ParquetRowSink | None,
-        progress: ProgressCallback | None,
+        self, options: CheckOptions, counter: TokenCounter, sink: ParquetRowSink | None
     ) -> None:
-        self.path = path
         self.options = options
         self.counter = counter
         self.sink = sink
-        self.progress = progress
         self.findings: list[Finding] = []
         self.parsed = _ParsedRows()
         self.summary = SummaryBuilder()
@@ -293,15 +286,13 @@ class _Scanner:
             role = message["role"]
             roles.append(role)
             key_parts.append(role + "\x1e" + " ".join(text.split()))
-            tokens = (
-                (len(text) + 3) // 4 if text.isascii() else estimate_tokens(text)
-            ) + ESTIMATED_TOKENS_PER_MESSAGE
+            tokens = estimated_message_tokens(text)
             estimated_total += tokens
             if role == "user":
                 user_parts.append(text)
             elif role == "assistant":
                 assistant_parts.append(text)
-                if message.get("weight", 1) != 0:
+                if is_loss_bearing(message):
                     estimated_assistant += tokens
                 if "tool_calls" in message or "function_call" in message:
                     has_tool_calls = True
@@ -634,7 +625,7 @@ def _scan_part(
     counter: TokenCounter | None = None,
 ) -> ScanResult:
     sink = ParquetRowSink(staging_file) if staging_file is not None else None
-    scanner = _Scanner(path, options, counter or make_counter(options.tokenizer_dir), sink, None)
+    scanner = _Scanner(options, counter or make_counter(options.tokenizer_dir), sink)
     try:
         if source_format == "parquet":
             rows: Iterator[SourceRow] = iter_parquet(path, on_bytes)

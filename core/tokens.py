@@ -28,6 +28,16 @@ def estimate_tokens(text: str) -> int:
     return (len(text) - non_ascii + 3) // 4 + non_ascii
 
 
+def estimated_message_tokens(text: str) -> int:
+    """A message's estimated tokens: its text plus the chat template's per-turn markers."""
+    return estimate_tokens(text) + ESTIMATED_TOKENS_PER_MESSAGE
+
+
+def is_loss_bearing(message: dict[str, Any]) -> bool:
+    """Whether training computes loss on this turn: assistant turns not marked `weight: 0`."""
+    return bool(message["role"] == "assistant" and message.get("weight", 1) != 0)
+
+
 class TokenCounter(Protocol):
     label: str
     exact: bool
@@ -46,9 +56,9 @@ class EstimatedCounter:
         total = 0
         assistant = 0
         for message, text in zip(messages, texts, strict=True):
-            tokens = estimate_tokens(text) + ESTIMATED_TOKENS_PER_MESSAGE
+            tokens = estimated_message_tokens(text)
             total += tokens
-            if message["role"] == "assistant" and message.get("weight", 1) != 0:
+            if is_loss_bearing(message):
                 assistant += tokens
         return total, assistant
 
@@ -83,7 +93,7 @@ class TokenizerCounter:
         assistant = sum(
             self._encode(text) + 1  # + end-of-turn token, which is trained on
             for message, text in zip(messages, texts, strict=True)
-            if message["role"] == "assistant" and message.get("weight", 1) != 0
+            if is_loss_bearing(message)
         )
         if self._has_template:
             try:
