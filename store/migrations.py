@@ -85,4 +85,62 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        [
+            # Runs are indexed from their run directories (the source of truth) by ingest;
+            # times are unix seconds as the trainer writes them.
+            """CREATE TABLE runs (
+                run_id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                source VARCHAR NOT NULL,
+                run_dir VARCHAR NOT NULL,
+                created_at DOUBLE,
+                state VARCHAR NOT NULL,
+                reason VARCHAR,
+                message VARCHAR,
+                pid INTEGER,
+                step INTEGER,
+                total_steps INTEGER,
+                started_at DOUBLE,
+                ended_at DOUBLE,
+                heartbeat DOUBLE,
+                dataset VARCHAR,
+                base_model VARCHAR,
+                config JSON,
+                lineage JSON,
+                loss DOUBLE,
+                val_loss DOUBLE,
+                best_val_loss DOUBLE,
+                best_val_step INTEGER,
+                tokens_per_s DOUBLE,
+                ingested_at DOUBLE
+            )""",
+            """CREATE TABLE run_metrics (
+                run_id VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                step INTEGER NOT NULL,
+                time DOUBLE,
+                epoch DOUBLE,
+                loss DOUBLE,
+                lr DOUBLE,
+                grad_norm DOUBLE,
+                tokens BIGINT,
+                tokens_per_s DOUBLE,
+                mem_allocated BIGINT,
+                mem_reserved BIGINT,
+                mem_peak BIGINT,
+                val_loss DOUBLE,
+                val_token_accuracy DOUBLE,
+                extra JSON,
+                PRIMARY KEY (run_id, kind, step)
+            )""",
+            """CREATE TABLE run_cursors (
+                run_id VARCHAR NOT NULL,
+                file VARCHAR NOT NULL,
+                byte_offset BIGINT NOT NULL,
+                PRIMARY KEY (run_id, file)
+            )""",
+        ],
+    ),
 ]

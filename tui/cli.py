@@ -486,5 +486,16 @@ def data_split(
     print_split(outcome)
 
 
+def _register_run_commands() -> None:
+    # Defined in their own module to keep this one about data; registered here so
+    # `ftod --help` lists them.
+    from tui.cli_runs import runs, train
+
+    main.add_command(train)
+    main.add_command(runs)
+
+
+_register_run_commands()
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,305 @@
+"""Typed reads and writes of the runs index (tables `runs`, `run_metrics`, `run_cursors`).
+
+The run directories are the source of truth; this index is what ingest made of them, so
+listing, comparing and querying never re-parse every events file. Ingest is idempotent:
+metrics are keyed by (run, kind, step) and each file has a byte cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from store.db import Store
+from store.errors import NotFoundError
+
+METRIC_COLUMNS = (
+    "time",
+    "epoch",
+    "loss",
+    "lr",
+    "grad_norm",
+    "tokens",
+    "tokens_per_s",
+    "mem_allocated",
+    "mem_reserved",
+    "mem_peak",
+    "val_loss",
+    "val_token_accuracy",
+)
+_INTEGER_COLUMNS = frozenset({"tokens", "mem_allocated", "mem_reserved", "mem_peak"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    name: str
+    source: str
+    run_dir: str
+    created_at: float | None
+    state: str
+    reason: str | None
+    message: str | None
+    pid: int | None
+    step: int | None
+    total_steps: int | None
+    started_at: float | None
+    ended_at: float | None
+    heartbeat: float | None
+    dataset: str | None
+    base_model: str | None
+    config: dict[str, Any]
+    lineage: dict[str, Any]
+    loss: float | None
+    val_loss: float | None
+    best_val_loss: float | None
+    best_val_step: int | None
+    tokens_per_s: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.run_id,
+            "name": self.name,
+            "source": self.source,
+            "state": self.state,
+            "reason": self.reason,
+            "message": self.message,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "loss": self.loss,
+            "val_loss": self.val_loss,
+            "best_val_loss": self.best_val_loss,
+            "best_val_step": self.best_val_step,
+            "tokens_per_s": self.tokens_per_s,
+            "run_dir": self.run_dir,
+            "pid": self.pid,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "heartbeat": self.heartbeat,
+            "dataset": self.dataset,
+            "base_model": self.base_model,
+        }
+
+
+_RUN_COLUMNS = (
+    "run_id, name, source, run_dir, created_at, state, reason, message, pid, step, "
+    "total_steps, started_at, ended_at, heartbeat, dataset, base_model, config, lineage, "
+    "loss, val_loss, best_val_loss, best_val_step, tokens_per_s"
+)
+
+
+def _record(row: Sequence[Any]) -> RunRecord:
+    values = list(row)
+    values[16] = json.loads(values[16]) if values[16] else {}
+    values[17] = json.loads(values[17]) if values[17] else {}
+    return RunRecord(*values)
+
+
+@dataclass(frozen=True, slots=True)
+class RunHeader:
+    """What ingest knows of a run from run.json and status.json."""
+
+    run_id: str
+    name: str
+    source: str
+    run_dir: str
+    created_at: float | None
+    state: str
+    reason: str | None
+    message: str | None
+    pid: int | None
+    step: int | None
+    total_steps: int | None
+    started_at: float | None
+    ended_at: float | None
+    heartbeat: float | None
+    dataset: str | None
+    base_model: str | None
+    config: dict[str, Any]
+    lineage: dict[str, Any]
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """The fields whose change is worth a write (the heartbeat alone is not)."""
+        return (self.state, self.reason, self.message, self.pid, self.step, self.total_steps)
+
+
+@dataclass(frozen=True, slots=True)
+class RunIngest:
+    header: RunHeader
+    metrics: list[dict[str, Any]]
+    """Rows with keys run_id-less: kind, step and any of METRIC_COLUMNS, plus `extra`."""
+    cursors: dict[str, int]
+
+
+def _db_value(column: str, value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return None
+    if column in _INTEGER_COLUMNS:
+        try:
+            return int(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+class RunRepository:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- reads -------------------------------------------------------------------------
+    def list_runs(self) -> list[RunRecord]:
+        with self.store.reading() as connection:
+            rows = connection.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC NULLS LAST, run_id DESC"
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def run(self, run_id: str) -> RunRecord:
+        with self.store.reading() as connection:
+            row = connection.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", [run_id]
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no run {run_id!r} in the store (see `ftod runs list`)")
+        return _record(row)
+
+    def ingest_state(self) -> dict[str, tuple[tuple[Any, ...], dict[str, int]]]:
+        """Per run: the stored status fingerprint and the file cursors."""
+        with self.store.reading() as connection:
+            runs = connection.execute(
+                "SELECT run_id, state, reason, message, pid, step, total_steps FROM runs"
+            ).fetchall()
+            cursors = connection.execute(
+                "SELECT run_id, file, byte_offset FROM run_cursors"
+            ).fetchall()
+        state: dict[str, tuple[tuple[Any, ...], dict[str, int]]] = {
+            row[0]: (tuple(row[1:]), {}) for row in runs
+        }
+        for run_id, file, offset in cursors:
+            if run_id in state:
+                state[run_id][1][file] = int(offset)
+        return state
+
+    def metrics(self, run_id: str, kind: str) -> dict[str, list[Any]]:
+        """Columns (step plus METRIC_COLUMNS) of one run's metrics of one kind, by step."""
+        columns = ("step", *METRIC_COLUMNS)
+        with self.store.reading() as connection:
+            rows = connection.execute(
+                f"SELECT {', '.join(columns)} FROM run_metrics WHERE run_id = ? AND kind = ? "
+                "ORDER BY step",
+                [run_id, kind],
+            ).fetchall()
+        return {name: [row[i] for row in rows] for i, name in enumerate(columns)}
+
+    def metric_count(self, run_id: str) -> dict[str, int]:
+        with self.store.reading() as connection:
+            rows = connection.execute(
+                "SELECT kind, count(*) FROM run_metrics WHERE run_id = ? GROUP BY kind", [run_id]
+            ).fetchall()
+        return {kind: int(count) for kind, count in rows}
+
+    # -- writes ------------------------------------------------------------------------
+    def ingest(self, batch: Sequence[RunIngest], ingested_at: float) -> None:
+        """One transaction for every run that changed: header, new metrics, cursors."""
+        if not batch:
+            return
+        with self.store.writing() as connection:
+            for item in batch:
+                header = item.header
+                # Summary columns are recomputed from run_metrics by _summarise below.
+                connection.execute(
+                    f"""INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}, ingested_at)
+                        VALUES ({", ".join(["?"] * 18)}, NULL, NULL, NULL, NULL, NULL, ?)""",
+                    [
+                        header.run_id,
+                        header.name,
+                        header.source,
+                        header.run_dir,
+                        header.created_at,
+                        header.state,
+                        header.reason,
+                        header.message,
+                        header.pid,
+                        header.step,
+                        header.total_steps,
+                        header.started_at,
+                        header.ended_at,
+                        header.heartbeat,
+                        header.dataset,
+                        header.base_model,
+                        json.dumps(_finite(header.config)),
+                        json.dumps(_finite(header.lineage), default=str),
+                        ingested_at,
+                    ],
+                )
+                latest: dict[tuple[str, int], dict[str, Any]] = {}
+                for metric in item.metrics:
+                    latest[(metric["kind"], int(metric["step"]))] = metric
+                if latest:
+                    rows = [
+                        [
+                            header.run_id,
+                            kind,
+                            step,
+                            *(_db_value(c, metric.get(c)) for c in METRIC_COLUMNS),
+                            json.dumps(_finite(metric["extra"]), default=str)
+                            if metric.get("extra")
+                            else None,
+                        ]
+                        for (kind, step), metric in latest.items()
+                    ]
+                    placeholders = ", ".join(["?"] * (3 + len(METRIC_COLUMNS) + 1))
+                    connection.executemany(
+                        f"INSERT OR REPLACE INTO run_metrics (run_id, kind, step, "
+                        f"{', '.join(METRIC_COLUMNS)}, extra) VALUES ({placeholders})",
+                        rows,
+                    )
+                for file, offset in item.cursors.items():
+                    connection.execute(
+                        "INSERT OR REPLACE INTO run_cursors VALUES (?, ?, ?)",
+                        [header.run_id, file, offset],
+                    )
+                self._summarise(connection, header.run_id)
+
+    def _summarise(self, connection: Any, run_id: str) -> None:
+        connection.execute(
+            """UPDATE runs SET
+                 loss = (SELECT loss FROM run_metrics WHERE run_id = $1 AND kind = 'train'
+                         AND loss IS NOT NULL ORDER BY step DESC LIMIT 1),
+                 tokens_per_s = (SELECT tokens_per_s FROM run_metrics
+                                 WHERE run_id = $1 AND kind = 'train'
+                                 AND tokens_per_s IS NOT NULL ORDER BY step DESC LIMIT 1),
+                 val_loss = (SELECT val_loss FROM run_metrics WHERE run_id = $1
+                             AND kind = 'eval' AND val_loss IS NOT NULL
+                             ORDER BY step DESC LIMIT 1),
+                 best_val_loss = (SELECT min(val_loss) FROM run_metrics WHERE run_id = $1
+                                  AND kind = 'eval' AND isfinite(val_loss)),
+                 best_val_step = (SELECT step FROM run_metrics WHERE run_id = $1
+                                  AND kind = 'eval' AND isfinite(val_loss)
+                                  ORDER BY val_loss, step LIMIT 1)
+               WHERE run_id = $1""",
+            [run_id],
+        )
+
+    def forget(self, run_id: str) -> None:
+        """Drop a run whose directory is gone."""
+        with self.store.writing() as connection:
+            for table in ("run_metrics", "run_cursors", "runs"):
+                connection.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+
+
+def _finite(value: Any) -> Any:
+    """JSON columns reject NaN/Infinity tokens: keep them as strings ("nan", "inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

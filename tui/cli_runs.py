@@ -1,0 +1,378 @@
+"""`ftod train` and `ftod runs …`: launching, following and inspecting training runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tui.cli import (
+    EXIT_FAILED,
+    _announce_wait_once,
+    _repository,
+    _workspace,
+    json_option,
+    reports_errors,
+)
+
+FOLLOW_POLL_SECONDS = 0.5
+
+
+def _run_repository(ctx: click.Context) -> Any:
+    from store.db import Store
+    from store.runs import RunRepository
+
+    return RunRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
+
+
+def _ingested(ctx: click.Context) -> Any:
+    from core.runs.ingest import ingest_runs
+
+    repository = _run_repository(ctx)
+    ingest_runs(_workspace(ctx), repository)
+    return repository
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _summary_json(paths: Any) -> dict[str, Any]:
+    """What `runs show --json` promises, read straight from the run directory."""
+    from core.runs.monitor import read_run
+
+    view = read_run(paths)
+    return view.as_json()
+
+
+@click.command("train")
+@click.argument("config_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--detach", is_flag=True, help="Print the run id and return; training goes on.")
+@click.option(
+    "--allow-download",
+    is_flag=True,
+    help="Let the trainer download the base model from the hub if it is not cached.",
+)
+@json_option
+@click.pass_context
+@reports_errors
+def train(
+    ctx: click.Context, config_path: Path, detach: bool, allow_download: bool, as_json: bool
+) -> None:
+    """Launch a LoRA/QLoRA run from CONFIG_PATH (YAML) as a detached process.
+
+    The run id is printed first; then progress is followed until the run ends (Ctrl-C
+    stops following, not training) unless --detach.
+    """
+    from core.runs.config import load_run_config
+    from core.runs.launch import prepare_run, start_trainer
+
+    config = load_run_config(config_path)
+    workspace = _workspace(ctx)
+    prepared = prepare_run(
+        workspace,
+        _repository(ctx),
+        config,
+        allow_download=allow_download,
+        config_path=config_path,
+    )
+    pid = start_trainer(prepared.paths)
+    _announce_started(prepared.paths, pid, as_json)
+    if not (detach or as_json):
+        sys.exit(_follow(prepared.paths))
+
+
+def _announce_started(paths: Any, pid: int, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"id": paths.run_id, "run_dir": str(paths.root), "pid": pid}))
+        return
+    click.echo(paths.run_id)
+    click.echo(f"trainer pid {pid}; log {paths.log}", err=True)
+
+
+def _follow(paths: Any) -> int:
+    """Show progress until the run ends; exit status 0 only if it succeeded."""
+    from core.runs.monitor import RunTail
+
+    tail = RunTail(paths)
+    interactive = sys.stderr.isatty()
+    try:
+        if interactive:
+            _follow_with_bar(tail)
+        else:
+            _follow_plain(tail)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nStopped following; the run goes on. `ftod runs show {paths.run_id}` or "
+            f"`ftod runs cancel {paths.run_id}`.",
+            err=True,
+        )
+        return 0
+    view = tail.view
+    line = f"{view.run_id}: {view.state}"
+    if view.reason:
+        line += f" ({view.reason})"
+    if view.message:
+        line += f" — {view.message}"
+    click.echo(line, err=True)
+    return 0 if view.state == "succeeded" else EXIT_FAILED
+
+
+def _follow_with_bar(tail: Any) -> None:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        console=Console(stderr=True),
+    ) as bar:
+        task = bar.add_task("starting", total=None, metrics="")
+        while True:
+            view = tail.poll()
+            bar.update(
+                task,
+                description=view.state,
+                completed=view.step or 0,
+                total=view.total_steps,
+                metrics=_metrics_text(view),
+            )
+            if view.is_final:
+                return
+            time.sleep(FOLLOW_POLL_SECONDS)
+
+
+def _follow_plain(tail: Any) -> None:
+    last_print = 0.0
+    last_step = -1
+    while True:
+        view = tail.poll()
+        moment = time.monotonic()
+        if view.is_final or (view.step != last_step and moment - last_print >= 5):
+            total = f"/{view.total_steps}" if view.total_steps else ""
+            click.echo(f"{view.state} step {view.step}{total} {_metrics_text(view)}", err=True)
+            last_print, last_step = moment, view.step
+        if view.is_final:
+            return
+        time.sleep(FOLLOW_POLL_SECONDS)
+
+
+def _metrics_text(view: Any) -> str:
+    parts = []
+    if view.loss is not None:
+        parts.append(f"loss {_number(view.loss)}")
+    if view.val_loss is not None:
+        parts.append(f"val {_number(view.val_loss)}")
+    if view.tokens_per_s is not None:
+        parts.append(f"{view.tokens_per_s:,.0f} tok/s")
+    return "  ".join(parts)
+
+
+@click.group("runs")
+def runs() -> None:
+    """List, inspect, cancel, resume and import training runs."""
+
+
+@runs.command("list")
+@json_option
+@click.pass_context
+@reports_errors
+def runs_list(ctx: click.Context, as_json: bool) -> None:
+    """Every run of this workspace, newest first."""
+    repository = _ingested(ctx)
+    records = repository.list_runs()
+    if as_json:
+        click.echo(json.dumps([record.as_json() for record in records], default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "name", "state", "step", "loss", "best val", "tok/s", "source"):
+        table.add_column(column)
+    for record in records:
+        state = record.state + (f" ({record.reason})" if record.reason else "")
+        step = f"{record.step or 0}" + (f"/{record.total_steps}" if record.total_steps else "")
+        table.add_row(
+            record.run_id,
+            record.name,
+            state,
+            step,
+            _number(record.loss),
+            _number(record.best_val_loss),
+            _number(record.tokens_per_s, 0),
+            record.source,
+        )
+    if not records:
+        click.echo("No runs yet. Launch one with `ftod train CONFIG.yaml`.")
+        return
+    Console(highlight=False).print(table)
+
+
+@runs.command("show")
+@click.argument("run_ref")
+@json_option
+@click.pass_context
+@reports_errors
+def runs_show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
+    """One run: state, progress, latest metrics, config and lineage."""
+    from core.runs.launch import find_run
+
+    paths = find_run(_workspace(ctx), run_ref)
+    repository = _ingested(ctx)
+    payload = _summary_json(paths)
+    record = repository.run(paths.run_id)
+    payload["config"] = record.config
+    payload["lineage"] = record.lineage
+    payload["metrics_logged"] = repository.metric_count(paths.run_id)
+    if as_json:
+        click.echo(json.dumps(payload, default=str))
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    state = payload["state"] + (f" ({payload['reason']})" if payload["reason"] else "")
+    console.print(f"[bold]{payload['id']}[/]  {payload['name']}  [bold]{state}[/]")
+    if payload.get("message"):
+        console.print(f"  {payload['message']}")
+    total = f"/{payload['total_steps']}" if payload["total_steps"] else ""
+    console.print(
+        f"  step {payload['step']}{total}  loss {_number(payload['loss'])}  "
+        f"val loss {_number(payload['val_loss'])}  best val {_number(payload['best_val_loss'])}"
+        f"  tok/s {_number(payload['tokens_per_s'], 0)}"
+    )
+    console.print(f"  run dir {payload['run_dir']}  pid {payload['pid'] or '—'}")
+    lineage = payload["lineage"]
+    for key in sorted(lineage):
+        if isinstance(lineage[key], dict | list):
+            continue
+        console.print(f"  [dim]{key}[/] {lineage[key]}")
+
+
+@runs.command("cancel")
+@click.argument("run_ref")
+@click.option(
+    "--grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the checkpoint after SIGTERM before SIGKILL.",
+)
+@json_option
+@click.pass_context
+@reports_errors
+def runs_cancel(ctx: click.Context, run_ref: str, grace: float, as_json: bool) -> None:
+    """Stop a run: it checkpoints and ends `cancelled` (killed after --grace seconds)."""
+    from core.runs.launch import cancel_run, find_run
+
+    paths = find_run(_workspace(ctx), run_ref)
+    status = cancel_run(paths, grace_seconds=grace)
+    _ingested(ctx)
+    if as_json:
+        click.echo(json.dumps(_summary_json(paths), default=str))
+        return
+    click.echo(f"{paths.run_id}: {status.state} — {status.message}")
+
+
+@runs.command("resume")
+@click.argument("run_ref")
+@click.option("--detach", is_flag=True, help="Print the run id and return.")
+@json_option
+@click.pass_context
+@reports_errors
+def runs_resume(ctx: click.Context, run_ref: str, detach: bool, as_json: bool) -> None:
+    """Continue an interrupted, cancelled or failed run from its last checkpoint."""
+    from core.runs.launch import find_run, resume_run
+
+    paths = find_run(_workspace(ctx), run_ref)
+    pid = resume_run(paths)
+    _announce_started(paths, pid, as_json)
+    if not (detach or as_json):
+        sys.exit(_follow(paths))
+
+
+@runs.command("logs")
+@click.argument("run_ref")
+@click.option("-n", "--lines", type=int, default=50, show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
+@json_option
+@click.pass_context
+@reports_errors
+def runs_logs(ctx: click.Context, run_ref: str, lines: int, follow: bool, as_json: bool) -> None:
+    """The trainer's stdout/stderr (trainer.log)."""
+    from core.runs.launch import find_run
+    from core.runs.monitor import log_tail
+    from core.runs.rundir import observed_status
+
+    paths = find_run(_workspace(ctx), run_ref)
+    text, offset = log_tail(paths.log, lines)
+    if as_json:
+        click.echo(json.dumps({"id": paths.run_id, "log": str(paths.log), "lines": text}))
+        return
+    for line in text:
+        click.echo(line)
+    while follow:
+        status = observed_status(paths)
+        try:
+            with paths.log.open("rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            offset += len(chunk)
+            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.flush()
+        if status is None or status.is_final:
+            return
+        time.sleep(FOLLOW_POLL_SECONDS)
+
+
+@runs.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Run name (default: from the file name).")
+@json_option
+@click.pass_context
+@reports_errors
+def runs_import(ctx: click.Context, path: Path, name: str | None, as_json: bool) -> None:
+    """Import a training log written by another tool (HF trainer_state.json, LLaMA-Factory
+    trainer_log.jsonl, OpenAI results CSV, Trainer stdout), to compare with native runs."""
+    from core.runs.imports import create_imported_run
+    from store.errors import InputError
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    workspace = _workspace(ctx)
+    paths = create_imported_run(workspace.runs_dir, path, name=name)
+    _ingested(ctx)
+    if as_json:
+        click.echo(json.dumps(_summary_json(paths), default=str))
+        return
+    click.echo(paths.run_id)
+    view = _summary_json(paths)
+    click.echo(
+        f"imported {path.name}: {view['state']}, last step {view['step']}, "
+        f"loss {_number(view['loss'])}, val loss {_number(view['val_loss'])}",
+        err=True,
+    )
