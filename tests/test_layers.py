@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = """
 import sys
 import core, core.scan, core.datasets, core.splits, core.checks.pii, core.checks.minhash
-import store, store.db, store.datasets
+import core.runs.rundir, core.runs.config, core.runs.launch, core.runs.ingest, core.runs.monitor
+import core.runs.imports, core.runs.series, core.runs.validate, core.runs.failures, core.gpu, core.train
+import store, store.db, store.datasets, store.runs
 heavy = sorted(m for m in ("textual", "torch", "transformers", "rich") if m in sys.modules)
 print(",".join(heavy))
 """

@@ -3,125 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import wraps
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
-from store.errors import FtodError
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_INTERNAL = 70
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ftod")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
-
-
-def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn FtodError into a clear message and its exit code; never a traceback for input."""
-
-    @wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        as_json = bool(kwargs.get("as_json"))
-        try:
-            return command(*args, **kwargs)
-        except FtodError as error:
-            _fail(error.title, error.message, error.exit_code, as_json)
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except MemoryError:
-            _fail("Out of memory", "ftod ran out of memory on this input.", EXIT_USAGE, as_json)
-        except Exception as error:  # noqa: BLE001 - last resort: a bug, reported as one
-            if os.environ.get("FTOD_DEBUG"):
-                traceback.print_exc()
-            _fail(
-                "Internal error",
-                f"{type(error).__name__}: {error}. This is a bug in ftod; "
-                "set FTOD_DEBUG=1 for the traceback.",
-                EXIT_INTERNAL,
-                as_json,
-            )
-        raise AssertionError("unreachable")
-
-    return wrapper
-
-
-def _fail(title: str, message: str, code: int, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps({"error": {"title": title, "message": message, "exit_code": code}}))
-    click.secho(f"ftod: {title}: {message}", err=True, fg="red")
-    sys.exit(code)
-
-
-@contextmanager
-def progress_display(enabled: bool) -> Iterator[Callable[[str, int, int | None], None] | None]:
-    """A rich progress bar on stderr for long work; silent when stderr is not a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        SpinnerColumn,
-        TaskID,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    tasks: dict[str, TaskID] = {}
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description:<20}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-
-        def update(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                for other in tasks.values():
-                    bar.update(other, completed=bar.tasks[other].total or 0)
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
-
-
-def _workspace(ctx: click.Context) -> Any:
-    from store.workspace import find_workspace
-
-    return find_workspace(ctx.obj.get("workspace"))
-
-
-def _repository(ctx: click.Context) -> Any:
-    from store.datasets import DatasetRepository
-    from store.db import Store
-
-    return DatasetRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+from tui.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    P,
+    R,
+    _announce_wait_once,
+    _repository,
+    _version,
+    _workspace,
+    json_option,
+    progress_display,
+    reports_errors,
+)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -317,20 +218,6 @@ def data_add(
     )
     if version.errors or version.warnings:
         click.echo(f"See them with `ftod data show {version.ref}` or in the dashboard (`ftod`).")
-
-
-def _announce_wait_once() -> Callable[[float], None]:
-    said = False
-
-    def announce(remaining: float) -> None:
-        nonlocal said
-        if not said:
-            click.echo(
-                f"Store busy (another ftod process); waiting up to {remaining:.0f} s…", err=True
-            )
-            said = True
-
-    return announce
 
 
 def _version_json(version: Any) -> dict[str, Any]:

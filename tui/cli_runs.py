@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from tui.cli import (
+from tui.cli_common import (
     EXIT_FAILED,
     _announce_wait_once,
     _repository,

@@ -426,6 +426,8 @@ class Trainer:
         atomic_write_json(self.paths.lineage_json, runtime_lineage(self.device))
         self.stage = "model"
         dtype = _compute_dtype(config.train.precision, self.device)
+        # Seeded before the adapter exists: LoRA's A matrices are drawn at creation.
+        seed_everything(config.train.seed)
         model, tokenizer = load_model(config, self.device, dtype)
         self.check_stop()
         self.stage = "data"
@@ -456,7 +458,6 @@ class Trainer:
             optimizer, lr_lambda(config, plan.total_steps)
         )
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-        seed_everything(config.train.seed)
         resumed_from = self._resume(model, optimizer, scheduler, scaler, state)
         forward_model = model
         if config.train.torch_compile:
