@@ -16,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.command import CommandPalette
 from textual.screen import Screen
 
+from core.gpu import GpuSampler, GpuSnapshot
 from store.datasets import DatasetRepository
 from store.db import Store
 from store.errors import FtodError, StoreBusyError
@@ -25,8 +26,9 @@ from tui.screens.base import FtodScreen, error_text
 from tui.screens.datasets import DatasetsScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen, help_entries
+from tui.screens.runs import RunsScreen
 
-INITIAL_SCREENS: dict[str, type[Screen[None]]] = {"datasets": DatasetsScreen}
+INITIAL_SCREENS: dict[str, type[Screen[None]]] = {"datasets": DatasetsScreen, "runs": RunsScreen}
 
 
 class FtodApp(App[None]):
@@ -38,9 +40,18 @@ class FtodApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Leave ftod"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="The keys of this screen"),
+        Binding("t", "runs", "Runs", id="app.runs", tooltip="Training runs, live"),
+        Binding("D", "datasets", "Datasets", id="app.datasets", tooltip="The datasets"),
     ]
 
-    def __init__(self, workspace: Workspace, *, initial_screen: str = "datasets") -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        initial_screen: str = "datasets",
+        open_run: str | None = None,
+        gpu_sampler: GpuSampler | None = None,
+    ) -> None:
         if initial_screen not in INITIAL_SCREENS:
             known = ", ".join(sorted(INITIAL_SCREENS))
             raise ValueError(f"initial_screen {initial_screen!r}: expected one of {known}")
@@ -49,6 +60,9 @@ class FtodApp(App[None]):
         self._initial_screen = initial_screen
         self._repository: DatasetRepository | None = None
         self._repository_lock = threading.Lock()
+        self._open_run = open_run
+        self._gpu_sampler = gpu_sampler
+        self._gpu_lock = threading.Lock()
 
     @property
     def workspace(self) -> Workspace:
@@ -66,6 +80,42 @@ class FtodApp(App[None]):
 
     def get_default_screen(self) -> Screen[None]:
         return INITIAL_SCREENS[self._initial_screen]()
+
+    def on_mount(self) -> None:
+        if self._open_run is not None:
+            from tui.screens.run_detail import RunDetailScreen
+
+            self.push_screen(RunDetailScreen(self._open_run))
+
+    def gpu_snapshot(self) -> GpuSnapshot | None:
+        """The latest sample of the one NVML sampler thread (started on first use)."""
+        with self._gpu_lock:
+            if self._gpu_sampler is None:
+                self._gpu_sampler = GpuSampler(interval=1.0)
+            if not self._gpu_sampler.running and not self._gpu_sampler.history():
+                self._gpu_sampler.start()
+        return self._gpu_sampler.latest()
+
+    def on_unmount(self) -> None:
+        if self._gpu_sampler is not None and self._gpu_sampler.running:
+            self._gpu_sampler.stop(timeout=2)
+
+    def _show_screen_kind(self, kind: type[Screen[None]]) -> None:
+        if isinstance(self.screen, kind):
+            return
+        for index, screen in enumerate(self.screen_stack):
+            if isinstance(screen, kind):
+                # Already open below: go back to it instead of stacking another.
+                while len(self.screen_stack) > index + 1:
+                    self.pop_screen()
+                return
+        self.push_screen(kind())
+
+    def action_runs(self) -> None:
+        self._show_screen_kind(RunsScreen)
+
+    def action_datasets(self) -> None:
+        self._show_screen_kind(DatasetsScreen)
 
     def action_help(self) -> None:
         screen = self.screen

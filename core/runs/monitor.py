@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.gpu import GpuSnapshot
 from core.runs.rundir import (
     FINAL_STATES,
     RunPaths,
@@ -183,6 +184,14 @@ class Series:
                 self._truncate_train_from(resumed + 1)
                 self._truncate_eval_from(resumed + 1)
 
+    def copy(self) -> Series:
+        """A snapshot for another thread: the lists are copied, the numbers shared."""
+        fields: dict[str, Any] = {
+            name: list(value) if isinstance(value, list) else value
+            for name, value in ((f, getattr(self, f)) for f in self.__dataclass_fields__)
+        }
+        return Series(**fields)
+
     def latest(self, values: list[float | None] | list[float]) -> float | None:
         for value in reversed(values):
             if value is not None:
@@ -233,6 +242,11 @@ class RunTail:
         merged = dict(self._run.get("lineage") or {})
         merged.update(self._lineage)
         return merged
+
+    @property
+    def offset(self) -> int:
+        """Bytes of events.jsonl read so far: a change means new records."""
+        return self._offset
 
     def poll(self) -> RunView:
         if not self._run:
@@ -301,6 +315,28 @@ class RunTail:
             logged_steps=len(series.train_steps),
             created_at=_as_float(self._run.get("created_at")),
         )
+
+
+class SystemTail:
+    """The NVML samples of a run (system.jsonl), the most recent `keep` of them."""
+
+    def __init__(self, path: Path, keep: int = 1200) -> None:
+        self.path = path
+        self._offset = 0
+        self.snapshots: deque[GpuSnapshot] = deque(maxlen=keep)
+
+    def poll(self) -> bool:
+        from core.gpu import record_to_snapshot
+
+        tail = read_new_records(self.path, self._offset)
+        if tail.offset < self._offset:
+            self.snapshots.clear()
+        self._offset = tail.offset
+        for record in tail.records:
+            snapshot = record_to_snapshot(record)
+            if snapshot is not None:
+                self.snapshots.append(snapshot)
+        return bool(tail.records)
 
 
 def read_run(paths: RunPaths) -> RunView:
