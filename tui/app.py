@@ -41,7 +41,7 @@ class FtodApp(App[None]):
         Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Leave ftod"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="The keys of this screen"),
         Binding("t", "runs", "Runs", id="app.runs", tooltip="Training runs, live"),
-        Binding("D", "datasets", "Datasets", id="app.datasets", tooltip="The datasets"),
+        Binding("D", "datasets", "Datasets", show=False, id="app.datasets", tooltip="The datasets"),
     ]
 
     def __init__(

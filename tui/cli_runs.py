@@ -376,3 +376,20 @@ def runs_import(ctx: click.Context, path: Path, name: str | None, as_json: bool)
         f"loss {_number(view['loss'])}, val loss {_number(view['val_loss'])}",
         err=True,
     )
+
+
+@runs.command("watch")
+@click.argument("run_ref", required=False)
+@click.pass_context
+@reports_errors
+def runs_watch(ctx: click.Context, run_ref: str | None) -> None:
+    """Open the dashboard on the runs (or straight on RUN), e.g. `ssh -t host ftod runs watch`.
+
+    Closing it never stops training; opening it again shows the whole history.
+    """
+    from core.runs.launch import find_run
+    from tui.app import FtodApp
+
+    workspace = _workspace(ctx)
+    open_run = find_run(workspace, run_ref).run_id if run_ref else None
+    FtodApp(workspace, initial_screen="runs", open_run=open_run).run()
