@@ -23,6 +23,7 @@ from typing import Any
 from core.tokens import is_loss_bearing
 
 IGNORE_INDEX = -100
+_MARKER = "\u2063ftod-assistant-content\u2063"
 
 
 class DataError(Exception):
@@ -98,6 +99,28 @@ class ChatTokenizer:
         )
         return str(text)
 
+    def _content_start(
+        self, plain: list[dict[str, Any]], index: int, tools: Any, full: str
+    ) -> int | None:
+        """Where assistant turn `index`'s content begins in the rendered conversation.
+
+        Found by rendering the conversation up to that turn with a marker as its content,
+        so the role header before it is never trained on, whether or not the template
+        implements add_generation_prompt.
+        """
+        probe = [*plain[:index], dict(plain[index], content=_MARKER)]
+        try:
+            rendered = self._render(probe, tools, generation_prompt=False)
+        except Exception:  # noqa: BLE001 - some templates validate content; use the prompt
+            rendered = ""
+        position = rendered.find(_MARKER)
+        if position >= 0 and full.startswith(rendered[:position]):
+            return position
+        if index == 0:
+            return None
+        before = self._render(plain[:index], tools, generation_prompt=True)
+        return len(before) if full.startswith(before) else None
+
     def loss_spans(self, row: dict[str, Any]) -> tuple[str, list[tuple[int, int]]]:
         messages = row["messages"]
         plain = _plain_messages(messages)
@@ -108,14 +131,10 @@ class ChatTokenizer:
         for index, message in enumerate(messages):
             if message.get("role") != "assistant":
                 continue
-            before = self._render(plain[:index], tools, generation_prompt=True) if index else ""
             through = self._render(plain[: index + 1], tools, generation_prompt=False)
-            if (
-                full.startswith(through)
-                and through.startswith(before)
-                and len(through) > len(before)
-            ):
-                start, end = len(before), len(through)
+            start = self._content_start(plain, index, tools, full)
+            if start is not None and full.startswith(through) and len(through) > start:
+                end = len(through)
             else:
                 # The template rewrites earlier turns (some drop old reasoning): fall back to
                 # finding this turn's content after the previous one.

@@ -752,6 +752,12 @@ class Trainer:
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "rng": rng_state(),
+                # The data order is a function of (seed, epoch); the step fixes the position.
+                "data_position": {
+                    "step": state.step,
+                    "seed": self.config.train.seed,
+                    "micro_batches_done": state.step * self.config.effective_grad_accum,
+                },
                 "best_val": state.best_val,
                 "best_step": state.best_step,
                 "evals_without_improvement": state.evals_without_improvement,
