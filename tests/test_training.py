@@ -424,3 +424,17 @@ def test_yaml_config_file_written_in_run_dir_reads_back(
     saved = yaml.safe_load((prepared.paths.root / "config.yaml").read_text())
     assert saved["base_model"] == str(tiny_model_dir.resolve())
     assert saved["splits"] == {"train": "train", "val": "val"}
+
+
+def test_a_trainer_that_dies_at_start_up_fails_with_its_last_words(
+    workspace: Any, train_repository: DatasetRepository, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    prepared = prepare_run(workspace, train_repository, tiny_config(tiny_model_dir))
+    broken_python = tmp_path / "python"
+    broken_python.write_text("#!/bin/sh\necho 'ImportError: no module named torch' >&2\nexit 1\n")
+    broken_python.chmod(0o755)
+    start_trainer(prepared.paths, python=str(broken_python))
+    assert wait_final(prepared.paths) == "failed"
+    status = read_status(prepared.paths)
+    assert status is not None and status.reason == "error"
+    assert "exited before it started: ImportError: no module named torch" in (status.message or "")

@@ -242,6 +242,18 @@ def observed_status(paths: RunPaths) -> RunStatus | None:
     again = read_status(paths)
     if again is not None and again != status:
         return again if again.is_final else observed_status(paths)
+    if status.state == "queued":
+        # It never got as far as writing `running`: a crash at start-up, not an interruption.
+        failed = status.with_changes(
+            state="failed",
+            reason="error",
+            message=f"the trainer exited before it started: {_last_log_line(paths)} "
+            "(see trainer.log)",
+            ended_at=now(),
+        )
+        with contextlib.suppress(OSError):
+            write_status(paths, failed)
+        return failed
     last_seen = status.heartbeat or status.started_at
     seen = f" (last heartbeat {iso(last_seen)})" if last_seen else ""
     interrupted = status.with_changes(
@@ -254,6 +266,17 @@ def observed_status(paths: RunPaths) -> RunStatus | None:
     with contextlib.suppress(OSError):
         write_status(paths, interrupted)
     return interrupted
+
+
+def _last_log_line(paths: RunPaths) -> str:
+    try:
+        with paths.log.open("rb") as handle:
+            handle.seek(max(0, paths.log.stat().st_size - 4096))
+            lines = [line.strip() for line in handle.read().decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return "no output"
+    lines = [line for line in lines if line]
+    return lines[-1][:300] if lines else "no output"
 
 
 class EventWriter:
