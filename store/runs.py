@@ -34,7 +34,9 @@ _INTEGER_COLUMNS = frozenset({"tokens", "mem_allocated", "mem_reserved", "mem_pe
 
 
 @dataclass(frozen=True, slots=True)
-class RunRecord:
+class RunHeader:
+    """What ingest knows of a run from run.json and status.json."""
+
     run_id: str
     name: str
     source: str
@@ -53,6 +55,16 @@ class RunRecord:
     base_model: str | None
     config: dict[str, Any]
     lineage: dict[str, Any]
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """The fields whose change is worth a write (the heartbeat alone is not)."""
+        return (self.state, self.reason, self.message, self.pid, self.step, self.total_steps)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord(RunHeader):
+    """A run as indexed: its header plus summaries computed from its metrics."""
+
     loss: float | None
     val_loss: float | None
     best_val_loss: float | None
@@ -97,34 +109,6 @@ def _record(row: Sequence[Any]) -> RunRecord:
     values[16] = json.loads(values[16]) if values[16] else {}
     values[17] = json.loads(values[17]) if values[17] else {}
     return RunRecord(*values)
-
-
-@dataclass(frozen=True, slots=True)
-class RunHeader:
-    """What ingest knows of a run from run.json and status.json."""
-
-    run_id: str
-    name: str
-    source: str
-    run_dir: str
-    created_at: float | None
-    state: str
-    reason: str | None
-    message: str | None
-    pid: int | None
-    step: int | None
-    total_steps: int | None
-    started_at: float | None
-    ended_at: float | None
-    heartbeat: float | None
-    dataset: str | None
-    base_model: str | None
-    config: dict[str, Any]
-    lineage: dict[str, Any]
-
-    def fingerprint(self) -> tuple[Any, ...]:
-        """The fields whose change is worth a write (the heartbeat alone is not)."""
-        return (self.state, self.reason, self.message, self.pid, self.step, self.total_steps)
 
 
 @dataclass(frozen=True, slots=True)

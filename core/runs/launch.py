@@ -8,7 +8,6 @@ run directory.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import signal
@@ -36,6 +35,7 @@ from core.runs.rundir import (
     write_status,
 )
 from core.runs.validate import ResolvedData, ResolvedModel, validate_data, validate_model
+from core.source import file_sha256
 from store.datasets import DatasetRepository
 from store.errors import FtodError, InputError, NotFoundError
 from store.workspace import Workspace
@@ -74,14 +74,6 @@ def git_state(folder: Path) -> dict[str, Any]:
         return {"git_commit": commit.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": None, "git_dirty": None}
-
-
-def file_sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
