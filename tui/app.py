@@ -26,6 +26,7 @@ from tui.screens.base import FtodScreen, error_text
 from tui.screens.datasets import DatasetsScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen, help_entries
+from tui.screens.launch import LaunchScreen
 from tui.screens.runs import RunsScreen
 
 INITIAL_SCREENS: dict[str, type[Screen[None]]] = {"datasets": DatasetsScreen, "runs": RunsScreen}
@@ -123,6 +124,15 @@ class FtodApp(App[None]):
             return
         title = screen.sub_title or screen.title or "ftod"
         self.push_screen(HelpScreen(str(title), help_entries(self, screen)))
+
+    @on(LaunchScreen.RunLaunched)
+    def _open_launched_run(self, event: LaunchScreen.RunLaunched) -> None:
+        from tui.screens.run_detail import RunDetailScreen
+
+        if isinstance(self.screen, LaunchScreen):
+            self.pop_screen()
+        self.notify(f"Run {event.run_id} started", title="Launched", markup=False)
+        self.push_screen(RunDetailScreen(event.run_id))
 
     @on(FtodScreen.LoadFailed)
     def _show_worker_error(self, event: FtodScreen.LoadFailed) -> None:

@@ -342,11 +342,8 @@ class RunsScreen(FtodScreen):
         self.app.push_screen(CompareRunsScreen(tuple(chosen)))
 
     def action_launch(self) -> None:
-        try:
-            from tui.screens.launch import LaunchScreen
-        except ImportError:
-            self.notify("The launch form is not available.", severity="error")
-            return
+        from tui.screens.launch import LaunchScreen
+
         self.app.push_screen(LaunchScreen())
 
     def action_cancel_run(self) -> None:
