@@ -68,3 +68,41 @@ def test_example_pair_contradiction(
     # Findings by first line: pii 2, invalid_json 3, exact 4, near 6, contradiction 8.
     run_before = keys("enter", "f", "j", "j", "j", "j", "enter")
     assert snap_compare(make_app(support_workspace), terminal_size=size, run_before=run_before)
+
+
+@pytest.fixture
+def recorded_runs_workspace(empty_workspace: Workspace) -> Workspace:
+    from tests.tui.test_runs import copy_recorded_runs
+
+    copy_recorded_runs(empty_workspace)
+    return empty_workspace
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs_list(
+    snap_compare: SnapCompare, recorded_runs_workspace: Workspace, size: tuple[int, int]
+) -> None:
+    from tests.tui.test_runs import runs_app
+
+    app = runs_app(recorded_runs_workspace)
+    assert snap_compare(app, terminal_size=size, run_before=keys())
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_run_detail_curves(
+    snap_compare: SnapCompare, recorded_runs_workspace: Workspace, size: tuple[int, int]
+) -> None:
+    from tests.tui.test_runs import runs_app
+
+    app = runs_app(recorded_runs_workspace)
+    assert snap_compare(app, terminal_size=size, run_before=keys("enter"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_run_detail_gpu_panel(
+    snap_compare: SnapCompare, recorded_runs_workspace: Workspace, size: tuple[int, int]
+) -> None:
+    from tests.tui.test_runs import runs_app
+
+    app = runs_app(recorded_runs_workspace)
+    assert snap_compare(app, terminal_size=size, run_before=keys("enter", "3"))
