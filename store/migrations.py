@@ -143,4 +143,60 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        [
+            # An eval is a set of model outputs on a dataset version (or one split of it),
+            # keyed by the example's source line; references stay in `examples`, which are
+            # immutable per version, so they are never copied here.
+            "CREATE SEQUENCE eval_id_seq START 1",
+            """CREATE TABLE evals (
+                eval_id INTEGER PRIMARY KEY DEFAULT nextval('eval_id_seq'),
+                label VARCHAR NOT NULL UNIQUE,
+                version_id INTEGER NOT NULL,
+                split VARCHAR,
+                split_id INTEGER,
+                source VARCHAR NOT NULL,
+                model VARCHAR,
+                adapter VARCHAR,
+                prompt VARCHAR,
+                scorers JSON NOT NULL,
+                outputs_path VARCHAR,
+                outputs_sha256 VARCHAR,
+                rows INTEGER NOT NULL,
+                notes JSON,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+            """CREATE TABLE eval_outputs (
+                eval_id INTEGER NOT NULL,
+                line INTEGER NOT NULL,
+                output VARCHAR NOT NULL,
+                input_tokens INTEGER,
+                output_tokens INTEGER,
+                latency_s DOUBLE,
+                finish_reason VARCHAR,
+                PRIMARY KEY (eval_id, line)
+            )""",
+            # score NULL = the scorer does not apply to that example (e.g. no reference),
+            # which is different from a failure and must not count as one.
+            """CREATE TABLE eval_scores (
+                eval_id INTEGER NOT NULL,
+                line INTEGER NOT NULL,
+                scorer VARCHAR NOT NULL,
+                score DOUBLE,
+                PRIMARY KEY (eval_id, line, scorer)
+            )""",
+            "CREATE SEQUENCE gate_id_seq START 1",
+            """CREATE TABLE gate_results (
+                gate_id INTEGER PRIMARY KEY DEFAULT nextval('gate_id_seq'),
+                baseline_eval_id INTEGER NOT NULL,
+                candidate_eval_id INTEGER NOT NULL,
+                spec_hash VARCHAR NOT NULL,
+                spec JSON NOT NULL,
+                passed BOOLEAN NOT NULL,
+                verdict JSON NOT NULL,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+        ],
+    ),
 ]

@@ -13,7 +13,8 @@ import sys
 import core, core.scan, core.datasets, core.splits, core.checks.pii, core.checks.minhash
 import core.runs.rundir, core.runs.config, core.runs.launch, core.runs.ingest, core.runs.monitor
 import core.runs.imports, core.runs.series, core.runs.validate, core.runs.failures, core.gpu, core.train
-import store, store.db, store.datasets, store.runs
+import core.evals.stats, core.evals.scorers, core.evals.gate, core.evals.outputs, core.evals.service
+import store, store.db, store.datasets, store.runs, store.evals
 heavy = sorted(m for m in ("textual", "torch", "transformers", "rich") if m in sys.modules)
 print(",".join(heavy))
 """

@@ -376,10 +376,15 @@ def data_split(
 def _register_run_commands() -> None:
     # Defined in their own module to keep this one about data; registered here so
     # `ftod --help` lists them.
+    from tui.cli_evals import compare, eval_group, evals_group, gate
     from tui.cli_runs import runs, train
 
     main.add_command(train)
     main.add_command(runs)
+    main.add_command(eval_group)
+    main.add_command(evals_group)
+    main.add_command(compare)
+    main.add_command(gate)
 
 
 _register_run_commands()

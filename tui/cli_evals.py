@@ -1,0 +1,302 @@
+"""`ftod eval import`, `ftod evals list|show`, `ftod compare` and `ftod gate`: bringing model
+outputs in, comparing two evals per slice, and the release gate."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tui.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    _announce_wait_once,
+    _repository,
+    _workspace,
+    json_option,
+    reports_errors,
+)
+
+
+def _eval_repository(ctx: click.Context) -> Any:
+    from store.db import Store
+    from store.evals import EvalRepository
+
+    return EvalRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return str(value) if not math.isfinite(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _p_value(value: float | None) -> str:
+    # Small p-values matter by their order of magnitude, not their fourth decimal.
+    if value is None:
+        return "—"
+    return f"{value:.4f}" if value >= 0.001 else f"{value:.1e}"
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped or captured output has no width to fit; rich's 80 columns would wrap the
+        # comparison table into an unreadable (and ungreppable) shape.
+        console.width = max(console.width, 132)
+    return console
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Bring model outputs in as an eval (see also `ftod evals`, `compare`, `gate`)."""
+
+
+@eval_group.command("import")
+@click.option(
+    "--data",
+    "data_ref",
+    required=True,
+    help="The eval set: NAME@VERSION, or NAME@VERSION:SPLIT (train, val or test).",
+)
+@click.option(
+    "--outputs",
+    "outputs_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help='JSONL, one {"line": N, "output": "..."} or {"id": ..., "output": "..."} per line.',
+)
+@click.option("--label", required=True, help="A unique name for this eval.")
+@click.option(
+    "--scorer",
+    "scorer_specs",
+    multiple=True,
+    help="A scorer spec, e.g. exact, normalised, contains:refund, json_valid. Repeatable; "
+    "default exact.",
+)
+@click.option("--model", default=None, help="The model that wrote the outputs (recorded).")
+@json_option
+@click.pass_context
+@reports_errors
+def eval_import(
+    ctx: click.Context,
+    data_ref: str,
+    outputs_path: Path,
+    label: str,
+    scorer_specs: tuple[str, ...],
+    model: str | None,
+    as_json: bool,
+) -> None:
+    """Import outputs produced elsewhere (vLLM, an API, another harness) and score them.
+
+    Nothing is stored unless every line of the outputs file is usable.
+    """
+    from core.evals.service import import_eval
+
+    outcome = import_eval(
+        _repository(ctx),
+        _eval_repository(ctx),
+        data_ref,
+        outputs_path,
+        label,
+        list(scorer_specs) or None,
+        model=model,
+    )
+    record = outcome.record
+    if as_json:
+        click.echo(json.dumps(outcome.as_json(), ensure_ascii=False))
+        return
+    missing = f" ({outcome.without_output} without output)" if outcome.without_output else ""
+    click.echo(
+        f"Imported eval {record.eval_id} {record.label!r} on {record.data_ref}: "
+        f"{record.rows} outputs for {outcome.examples} examples{missing}"
+    )
+    for summary in outcome.summaries:
+        skipped = f", {summary.skipped} not scored" if summary.skipped else ""
+        click.echo(
+            f"  {summary.scorer}: mean {_number(summary.mean)} over {summary.scored}{skipped}"
+        )
+    for note in record.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+@click.group("evals")
+def evals_group() -> None:
+    """List and inspect evals."""
+
+
+@evals_group.command("list")
+@json_option
+@click.pass_context
+@reports_errors
+def evals_list(ctx: click.Context, as_json: bool) -> None:
+    """Every eval of this workspace, oldest first."""
+    records = _eval_repository(ctx).list_evals()
+    if as_json:
+        click.echo(json.dumps([record.as_json() for record in records], ensure_ascii=False))
+        return
+    if not records:
+        click.echo("No evals yet. Import outputs with `ftod eval import`.")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "label", "data", "source", "outputs", "scorers", "created"):
+        table.add_column(column)
+    for record in records:
+        table.add_row(
+            str(record.eval_id),
+            record.label,
+            record.data_ref,
+            record.source,
+            str(record.rows),
+            ", ".join(record.scorer_names),
+            record.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    _console().print(table)
+
+
+@evals_group.command("show")
+@click.argument("ref")
+@json_option
+@click.pass_context
+@reports_errors
+def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """One eval (by id or label): scorers and their means, slices, gate results."""
+    from core.evals.service import describe_eval
+
+    details = describe_eval(_eval_repository(ctx), ref)
+    if as_json:
+        click.echo(json.dumps(details.as_json(), ensure_ascii=False, default=str))
+        return
+    record = details.record
+    console = _console()
+    console.print(f"[bold]{record.label}[/] (eval {record.eval_id})  on {record.data_ref}")
+    console.print(
+        f"  {record.rows} outputs, source {record.source}"
+        + (f", model {record.model}" if record.model else "")
+    )
+    if record.outputs_path:
+        sha = (record.outputs_sha256 or "")[:12]
+        console.print(f"  outputs {record.outputs_path} (sha256 {sha})")
+    for summary in details.summaries:
+        skipped = f", {summary.skipped} not scored" if summary.skipped else ""
+        console.print(
+            f"  [bold]{summary.scorer}[/]: mean {_number(summary.mean)} over "
+            f"{summary.scored}{skipped}"
+        )
+    if details.slices:
+        listed = ", ".join(f"{name or '(no slice)'} {count}" for name, count in details.slices)
+        console.print(f"  slices: {listed}")
+    for note in record.notes:
+        console.print(f"  [dim]note: {note}[/]")
+    for result in details.gate_results:
+        mark = "PASS" if result.passed else "FAIL"
+        console.print(
+            f"  gate {result.gate_id}: {mark} against {result.baseline_label} "
+            f"(spec {result.spec_hash[:12]}, {result.created_at:%Y-%m-%d %H:%M})"
+        )
+
+
+@click.command("compare")
+@click.argument("eval_a")
+@click.argument("eval_b")
+@click.option(
+    "--scorer",
+    default=None,
+    help="Scorer name or spec (default: exact when both evals have it, else a common one).",
+)
+@json_option
+@click.pass_context
+@reports_errors
+def compare(
+    ctx: click.Context, eval_a: str, eval_b: str, scorer: str | None, as_json: bool
+) -> None:
+    """Compare EVAL_B (candidate) against EVAL_A (baseline), per slice and overall.
+
+    delta is B − A on the examples both scored; ci is its 95% paired bootstrap interval; p is
+    exact McNemar for pass/fail scorers (a paired permutation test for continuous ones), and
+    p_holm adjusts the slices' p-values together.
+    """
+    from core.evals.service import compare_evals
+
+    outcome = compare_evals(_eval_repository(ctx), eval_a, eval_b, scorer)
+    comparison = outcome.comparison
+    if as_json:
+        click.echo(json.dumps(comparison.as_json(), ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    console = _console()
+    console.print(
+        f"A = [bold]{outcome.baseline.label}[/]  B = [bold]{outcome.candidate.label}[/]  "
+        f"on {outcome.baseline.data_ref}  scorer [bold]{comparison.scorer}[/] "
+        f"({comparison.kind.replace('_', '/')})"
+    )
+    table = Table(box=None, header_style="bold")
+    for column in ("slice", "n", "a", "b", "delta", "95% CI", "p", "p_holm", "improv.", "regr."):
+        table.add_column(column, justify="left" if column == "slice" else "right")
+    for stats in (*comparison.slices, comparison.overall):
+        table.add_row(
+            stats.slice,
+            str(stats.n),
+            _number(stats.mean_a),
+            _number(stats.mean_b),
+            f"{stats.delta:+.4f}",
+            f"[{stats.ci[0]:+.4f}, {stats.ci[1]:+.4f}]",
+            _p_value(stats.p),
+            _p_value(stats.p_holm),
+            str(stats.improvements),
+            str(stats.regressions),
+            style="bold" if stats is comparison.overall else None,
+        )
+    console.print(table)
+    warnings = [w for stats in (*comparison.slices, comparison.overall) for w in stats.warnings]
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+@click.command("gate")
+@click.option(
+    "--spec",
+    "spec_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The gate spec (YAML): rules per slice and scorer.",
+)
+@click.option("--baseline", "baseline_ref", required=True, help="The baseline eval (id or label).")
+@click.option(
+    "--candidate", "candidate_ref", required=True, help="The candidate eval (id or label)."
+)
+@json_option
+@click.pass_context
+@reports_errors
+def gate(
+    ctx: click.Context, spec_path: Path, baseline_ref: str, candidate_ref: str, as_json: bool
+) -> None:
+    """PASS or FAIL the candidate against the baseline under a gate spec; exit 0 / 1.
+
+    The verdict and the spec's hash are stored with the candidate (`ftod evals show`).
+    """
+    from core.evals.service import run_gate
+
+    outcome = run_gate(_eval_repository(ctx), spec_path, baseline_ref, candidate_ref)
+    verdict = outcome.verdict
+    if as_json:
+        click.echo(json.dumps(outcome.as_json(), ensure_ascii=False))
+    else:
+        click.echo(verdict.as_text())
+        click.echo(
+            f"{outcome.candidate.label} against {outcome.baseline.label}; spec "
+            f"{verdict.spec_hash[:12]}; stored as gate result {outcome.gate_id}",
+            err=True,
+        )
+    sys.exit(EXIT_OK if verdict.passed else EXIT_FAILED)
