@@ -15,11 +15,10 @@ import pytest
 from core.runs import imports, rundir
 from core.runs.imports import ImportedLog, create_imported_run, parse_training_log
 from store.errors import InputError
+from tests.trainer_logs import IN_REPO, trainer_logs
 
-FIXTURES = Path("/work/shared/external/trainer_logs")
-FIXTURE_FILES = sorted(
-    path for path in FIXTURES.glob("*") if path.is_file() and path.name != "SOURCES.md"
-)
+FIXTURE_FILES = trainer_logs()
+FIXTURES = IN_REPO
 
 
 def trains(log: ImportedLog) -> list[dict[str, Any]]:

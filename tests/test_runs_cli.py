@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from core.runs.imports import parse_training_log
+from tests.trainer_logs import trainer_logs
 from tui.cli import main
 
-EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "external" / "trainer_logs"
-LOGS = sorted(p for p in EXTERNAL.iterdir() if p.name != "SOURCES.md") if EXTERNAL.is_dir() else []
+LOGS = trainer_logs()
 
 
 def invoke(workspace: Any, *args: str) -> Any:
