@@ -89,6 +89,14 @@ class StatusKeeper:
             self._status = self._status.with_changes(heartbeat=now(), **changes)
             write_status(self._paths, self._status)
 
+    def note(self, **changes: Any) -> None:
+        """Change fields without writing: the heartbeat writes them within two seconds.
+
+        Used for the step count, so the training thread never waits on an fsync per step.
+        """
+        with self._lock:
+            self._status = self._status.with_changes(**changes)
+
     def start(self) -> None:
         self._thread.start()
 
@@ -674,7 +682,7 @@ class Trainer:
             record["mem_peak"] = torch.cuda.max_memory_allocated()
         if self.monitoring:
             self.events.write(record)
-            self.status.update(step=pending.step)
+        self.status.note(step=pending.step)
         if not math.isfinite(loss):
             raise NanLoss(pending.step, loss)
 
