@@ -149,3 +149,16 @@ def test_other_failures_get_their_reasons() -> None:
     assert classify_exception(DataError("bad row"), stage="train").reason == "data_error"
     assert classify_exception(OSError("no weights"), stage="model").reason == "model_error"
     assert classify_exception(ValueError("boom"), stage="train").reason == "error"
+
+
+def test_a_line_cut_by_a_crash_does_not_swallow_the_next_writers_record(tmp_path: Path) -> None:
+    from core.runs.rundir import EventWriter, read_new_records
+
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type": "train", "step": 1}\n{"type": "train", "st')
+    assert [r["step"] for r in read_new_records(events, 0).records] == [1]
+    with EventWriter(events) as writer:
+        writer.write({"type": "start", "step": 1, "resumed_from": 1})
+    tail = read_new_records(events, 0)
+    assert [r["type"] for r in tail.records] == ["train", "start"]
+    assert tail.malformed == 1

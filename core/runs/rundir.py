@@ -285,6 +285,15 @@ class EventWriter:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = path.open("a", encoding="utf-8")
+        # A writer killed mid-line (kill -9, power loss) leaves a line without its newline;
+        # end it, so the first record of this writer is not glued to the broken one.
+        with path.open("rb") as existing:
+            existing.seek(0, os.SEEK_END)
+            if existing.tell() > 0:
+                existing.seek(-1, os.SEEK_END)
+                if existing.read(1) != b"\n":
+                    self._handle.write("\n")
+                    self._handle.flush()
 
     def write(self, record: dict[str, Any]) -> None:
         self._handle.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
