@@ -31,6 +31,7 @@ import math
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -165,7 +166,7 @@ def new_run_id(name: str, at: float | None = None) -> str:
 
 def atomic_write_json(path: Path, payload: Any) -> None:
     """Write to a sibling temp file, fsync, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     data = json.dumps(payload, indent=1, sort_keys=True, default=str)
     with tmp.open("w", encoding="utf-8") as handle:
         handle.write(data)
