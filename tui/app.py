@@ -8,6 +8,7 @@ with its title and message, a busy store a notification; no worker error crashes
 from __future__ import annotations
 
 import threading
+import time
 from typing import ClassVar
 
 from textual import on
@@ -93,9 +94,15 @@ class FtodApp(App[None]):
         with self._gpu_lock:
             if self._gpu_sampler is None:
                 self._gpu_sampler = GpuSampler(interval=1.0)
-            if not self._gpu_sampler.running and not self._gpu_sampler.history():
-                self._gpu_sampler.start()
-        return self._gpu_sampler.latest()
+            sampler = self._gpu_sampler
+            if not sampler.running and not sampler.history():
+                sampler.start()
+                # Called from a worker thread: waiting for the first sample (NVML init, or
+                # the "no GPU" verdict) keeps the first paint from saying "sampling…".
+                deadline = time.monotonic() + 2.0
+                while sampler.latest() is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        return sampler.latest()
 
     def on_unmount(self) -> None:
         if self._gpu_sampler is not None and self._gpu_sampler.running:
