@@ -165,6 +165,7 @@ class RunsScreen(FtodScreen):
         self._monitor: RunsMonitor | None = None
         self._poll_timer: Timer | None = None
         self._last_ingest = 0.0
+        self._gpu: GpuSnapshot | None = None
 
     @property
     def table(self) -> FtodTable:
@@ -252,6 +253,7 @@ class RunsScreen(FtodScreen):
         self._marked = [run_id for run_id in self._marked if run_id in known]
         if changed or first:
             self._fill_table()
+        self._gpu = message.gpu
         self.status.update(self._status_text(message.gpu))
         if first and not self.app.focused:
             self.table.focus()
@@ -330,7 +332,7 @@ class RunsScreen(FtodScreen):
         else:
             self._marked.append(run_id)
         self._fill_table()
-        self.status.update(self._status_text(getattr(self.app, "gpu_snapshot", lambda: None)()))
+        self.status.update(self._status_text(self._gpu))
 
     def action_compare(self) -> None:
         chosen = list(self._marked)
