@@ -101,3 +101,21 @@ def test_runs_list_on_an_empty_workspace(workspace: Any) -> None:
     result = invoke(workspace, "runs", "list")
     assert result.exit_code == 0 and "No runs yet" in result.output
     assert json.loads(invoke(workspace, "runs", "list", "--json").output) == []
+
+
+def test_import_of_an_output_folder_takes_its_newest_checkpoint_state(
+    workspace: Any, tmp_path: Path
+) -> None:
+    state = next(p for p in LOGS if p.name.startswith("hf_trainer_state__trl_sft"))
+    for step in (200, 1000):
+        folder = tmp_path / "out" / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / "trainer_state.json").write_bytes(state.read_bytes())
+    result = invoke(workspace, "runs", "import", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    run = json.loads((workspace.runs_dir / result.output.splitlines()[0] / "run.json").read_text())
+    assert run["imported_from"].endswith("checkpoint-1000/trainer_state.json")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = invoke(workspace, "runs", "import", str(empty))
+    assert refused.exit_code == 2 and "trainer_state.json" in refused.output

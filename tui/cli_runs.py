@@ -350,18 +350,23 @@ def runs_logs(ctx: click.Context, run_ref: str, lines: int, follow: bool, as_jso
 
 
 @runs.command("import")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--name", default=None, help="Run name (default: from the file name).")
 @json_option
 @click.pass_context
 @reports_errors
 def runs_import(ctx: click.Context, path: Path, name: str | None, as_json: bool) -> None:
     """Import a training log written by another tool (HF trainer_state.json, LLaMA-Factory
-    trainer_log.jsonl, OpenAI results CSV, Trainer stdout), to compare with native runs."""
-    from core.runs.imports import create_imported_run
+    trainer_log.jsonl, OpenAI results CSV, Trainer stdout), to compare with native runs.
+
+    PATH may also be an output folder: its trainer_log.jsonl or trainer_state.json, else the
+    newest checkpoint-N/trainer_state.json, is imported."""
+    from core.runs.imports import create_imported_run, find_training_log
     from store.errors import InputError
 
-    if not path.is_file():
+    if path.is_dir():
+        path = find_training_log(path)
+    elif not path.is_file():
         raise InputError(f"{path}: no such file")
     workspace = _workspace(ctx)
     paths = create_imported_run(workspace.runs_dir, path, name=name)

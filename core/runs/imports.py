@@ -1156,3 +1156,29 @@ def _imported_status(run_id: str, file_name: str, log: ImportedLog) -> RunStatus
     return RunStatus(
         run_id=run_id, state=state, step=step, total_steps=log.total_steps, message=message
     )
+
+
+LOG_FILE_NAMES = ("trainer_log.jsonl", "trainer_state.json")
+
+
+def find_training_log(folder: Path) -> Path:
+    """The training log inside an output folder, as the tools that write them lay it out.
+
+    LLaMA-Factory's trainer_log.jsonl, else the top-level trainer_state.json (written at
+    the end), else the one of the newest `checkpoint-N` (a run that never finished).
+    """
+    for name in LOG_FILE_NAMES:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    checkpoints = []
+    for child in folder.glob("checkpoint-*"):
+        suffix = child.name.removeprefix("checkpoint-")
+        if suffix.isdigit() and (child / "trainer_state.json").is_file():
+            checkpoints.append((int(suffix), child / "trainer_state.json"))
+    if checkpoints:
+        return max(checkpoints)[1]
+    raise InputError(
+        f"{folder}: no trainer_log.jsonl, trainer_state.json or checkpoint-N/trainer_state.json "
+        "here; pass the log file itself"
+    )
