@@ -40,7 +40,8 @@ class Conversation:
     tools: list[Any] | None = None
 
 
-def _describe(value: object) -> str:
+def describe_json_type(value: object) -> str:
+    """What a JSON value is, in the words of an error message ("a list", "null")."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -54,6 +55,9 @@ def _describe(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+_describe = describe_json_type
 
 
 def _content_text(content: object, where: str) -> tuple[str | None, str | None]:

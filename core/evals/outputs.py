@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from core.conversation import describe_json_type
 from core.source import file_sha256
 from store.errors import InputError
 from store.evals import EvalExampleRow, EvalOutput
@@ -133,22 +134,6 @@ class OutputsFile:
     """Examples of the eval set the file gives no output for."""
 
 
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 def _optional_fields(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     values: dict[str, Any] = {}
     problems: list[str] = []
@@ -174,7 +159,7 @@ def _optional_fields(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[st
         values["latency_s"] = float(latency)
     reason = record.get("finish_reason")
     if reason is not None and not isinstance(reason, str):
-        problems.append(f"finish_reason must be text or null, not {_describe(reason)}")
+        problems.append(f"finish_reason must be text or null, not {describe_json_type(reason)}")
     else:
         values["finish_reason"] = reason
     return values, problems
@@ -228,7 +213,7 @@ def read_outputs(
                 if not isinstance(record, dict):
                     problems.append(
                         f'{where}: expected an object such as {{"line": 1, "output": "..."}}, '
-                        f"not {_describe(record)}"
+                        f"not {describe_json_type(record)}"
                     )
                     continue
                 has_line, has_id = "line" in record, "id" in record
@@ -280,7 +265,7 @@ def read_outputs(
                     problems.append(f'{where}: output is null (an empty output is "")')
                     continue
                 if not isinstance(text, str):
-                    problems.append(f"{where}: output must be text, not {_describe(text)}")
+                    problems.append(f"{where}: output must be text, not {describe_json_type(text)}")
                     continue
                 extra, field_problems = _optional_fields(record)
                 problems.extend(f"{where}: {problem}" for problem in field_problems)
