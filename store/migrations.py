@@ -199,4 +199,41 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        4,
+        [
+            # One verdict per reviewer per example of a baseline/candidate pair; judging the
+            # same example again replaces the reviewer's earlier verdict.
+            """CREATE TABLE reviews (
+                baseline_eval_id INTEGER NOT NULL,
+                candidate_eval_id INTEGER NOT NULL,
+                line INTEGER NOT NULL,
+                reviewer VARCHAR NOT NULL,
+                verdict VARCHAR NOT NULL,
+                note VARCHAR NOT NULL DEFAULT '',
+                corrected VARCHAR,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+                PRIMARY KEY (baseline_eval_id, candidate_eval_id, line, reviewer)
+            )""",
+        ],
+    ),
+    (
+        5,
+        [
+            # A prompt is versioned like a dataset: a new version only when its content
+            # (sha256 over the canonical JSON of every field below) changes.
+            """CREATE TABLE prompts (
+                name VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                system VARCHAR,
+                few_shot JSON NOT NULL,
+                max_new_tokens INTEGER NOT NULL,
+                temperature DOUBLE NOT NULL,
+                stop JSON NOT NULL,
+                sha256 VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+                PRIMARY KEY (name, version)
+            )""",
+        ],
+    ),
 ]

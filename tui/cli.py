@@ -377,6 +377,8 @@ def _register_run_commands() -> None:
     # Defined in their own module to keep this one about data; registered here so
     # `ftod --help` lists them.
     from tui.cli_evals import compare, eval_group, evals_group, gate
+    from tui.cli_generate import compare_run, eval_run, prompt_group
+    from tui.cli_review import review
     from tui.cli_runs import runs, train
 
     main.add_command(train)
@@ -385,6 +387,10 @@ def _register_run_commands() -> None:
     main.add_command(evals_group)
     main.add_command(compare)
     main.add_command(gate)
+    main.add_command(prompt_group)
+    eval_group.add_command(eval_run)
+    main.add_command(compare_run)
+    main.add_command(review)
 
 
 _register_run_commands()
