@@ -168,3 +168,26 @@ def test_demo_workspace_installs_the_run_and_a_launchable_config(tmp_path: Path)
     # names the very version and split the user's own run will train on.
     assert data.version.sha256 == run["lineage"]["dataset_sha256"]
     assert data.split.manifest["splits"]["val"]["sha256"] == run["lineage"]["split_hashes"]["val"]
+
+
+def test_demo_workspace_holds_the_recorded_eval_its_gate_and_a_review_queue(
+    tmp_path: Path,
+) -> None:
+    from core.evals.review import build_queue
+    from store.evals import EvalRepository
+
+    folder = tmp_path / "demo"
+    said: list[str] = []
+    build_demo_workspace(folder, log=said.append)
+    workspace = build_demo_workspace(folder, log=said.append)  # idempotent
+    evals = EvalRepository(Store.open(workspace))
+    assert sorted(evals.labels()) == ["demo-base", "demo-candidate"]
+    candidate = evals.eval_by_ref("demo-candidate")
+    assert candidate.rows == 80 and candidate.adapter == "support-lora"
+    gates = evals.gate_results(candidate.eval_id)
+    assert len(gates) == 1, "the gate runs once, not on every rebuild"
+    queue = build_queue(
+        evals, "demo-base", "demo-candidate", "rouge_l", queue_filter="disagreements"
+    )
+    assert len(queue) > 10, "real disagreements to review"
+    assert any("ftod review" in line for line in said)

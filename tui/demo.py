@@ -159,8 +159,50 @@ def write_run_config(folder: Path) -> Path | None:
     return target
 
 
+RECORDED_EVALS = SAMPLE_RUNS / "evals"
+DEMO_EVALS = (
+    ("demo-base", "base-fewshot", None),
+    ("demo-candidate", "lora-short", "support-lora"),
+)
+DEMO_SCORERS = ("rouge_l", "exact", "refusal")
+
+
+def install_recorded_evals(workspace: Workspace, store: Store, log: Callable[[str], None]) -> None:
+    """The recorded baseline and candidate outputs as evals, their prompts, and the gate."""
+    from core.evals.prompts import add_prompt
+    from core.evals.service import import_eval, run_gate
+    from store.evals import EvalRepository
+    from store.prompts import PromptRepository
+
+    if not (RECORDED_EVALS / "demo-base.jsonl").is_file():
+        return
+    evals = EvalRepository(store)
+    prompts = PromptRepository(store)
+    known = set(evals.labels())
+    for label, prompt, adapter in DEMO_EVALS:
+        add_prompt(prompts, prompt, RECORDED_EVALS / f"prompt-{prompt}.yaml")
+        if label in known:
+            continue
+        import_eval(
+            DatasetRepository(store),
+            evals,
+            "heldout-eval@1",
+            RECORDED_EVALS / f"{label}.jsonl",
+            label,
+            DEMO_SCORERS,
+            model="sample_runs/base_model",
+            adapter=adapter,
+            prompt=f"{prompt}@1",
+        )
+        log(f"eval {label}: imported (outputs recorded by sample_runs/make_recorded_eval.py)")
+    if not evals.gate_results(evals.eval_by_ref("demo-candidate").eval_id):
+        verdict = run_gate(evals, RECORDED_EVALS / "gate.yaml", "demo-base", "demo-candidate")
+        log(f"gate: {verdict.verdict.verdict}")
+    log("Review baseline vs candidate example by example: ftod review")
+
+
 def build_demo_workspace(
-    folder: Path | None = None, log: Callable[[str], None] = print
+    folder: Path | None = None, log: Callable[[str], None] = print, *, with_evals: bool = True
 ) -> Workspace:
     """(Re)build the demo workspace. Idempotent: same files, same versions, same runs."""
     if not SUPPORT_DIR.is_dir():
@@ -192,4 +234,6 @@ def build_demo_workspace(
     from store.runs import RunRepository
 
     ingest_runs(workspace, RunRepository(store))
+    if with_evals:
+        install_recorded_evals(workspace, store, log)
     return workspace
