@@ -24,19 +24,17 @@ from typing import Any
 
 import orjson
 
-from core.evals.outputs import EvalExample, read_outputs
+from core.evals.outputs import EvalExample
 from core.evals.prompts import PromptSpec, input_messages
 from core.evals.scorers import Scorer, build_scorers
 from core.evals.service import (
     ComparisonOutcome,
     EvalSet,
     ImportOutcome,
-    _explainers,
-    _summaries,
     check_label,
     compare_evals,
     load_eval_set,
-    score_outputs,
+    store_outputs,
 )
 from store.datasets import DatasetRepository
 from store.errors import InputError
@@ -557,57 +555,34 @@ def _store(
     tmp.unlink(missing_ok=True)
     _append(tmp, outputs)
     os.replace(tmp, final)
+    hit_limit = sum(1 for output in outputs if output.finish_reason == "length")
+    notes = (
+        [
+            f"{hit_limit} of {len(outputs)} outputs stopped at max_new_tokens ({max_new_tokens}) "
+            "without finishing"
+        ]
+        if hit_limit
+        else []
+    )
     try:
-        explain_line, explain_id = _explainers(evals, chosen)
-        parsed = read_outputs(
+        outcome = store_outputs(
+            evals,
+            chosen,
             final,
-            chosen.examples,
-            set_name=chosen.ref,
-            explain_line=explain_line,
-            explain_id=explain_id,
-        )
-        by_line = {example.line: example for example in chosen.examples}
-        scores, notes = score_outputs(scorers, parsed.outputs, by_line)
-        if parsed.without_output:
-            notes.insert(
-                0,
-                f"{parsed.without_output} of {len(chosen.examples)} examples of {chosen.ref} "
-                "have no output and are not scored",
-            )
-        hit_limit = sum(1 for output in parsed.outputs if output.finish_reason == "length")
-        if hit_limit:
-            notes.append(
-                f"{hit_limit} of {len(parsed.outputs)} outputs stopped at max_new_tokens "
-                f"({max_new_tokens}) without finishing"
-            )
-        record = evals.add_eval(
-            label=label,
-            version_id=chosen.version.version_id,
-            split=chosen.split,
-            split_id=chosen.split_id,
+            label,
+            scorers,
             source=SOURCE_GENERATE,
-            scorers=[scorer.spec() for scorer in scorers],
-            outputs=parsed.outputs,
-            scores=scores,
-            outputs_path=str(parsed.path.resolve()),
-            outputs_sha256=parsed.sha256,
             model=model,
             adapter=adapter,
             prompt=prompt.ref,
-            notes=notes,
+            extra_notes=notes,
         )
     except BaseException:
         final.unlink(missing_ok=True)
         raise
     partial.unlink(missing_ok=True)
     _meta_path(partial).unlink(missing_ok=True)
-    return ImportOutcome(
-        record=record,
-        examples=len(chosen.examples),
-        without_output=parsed.without_output,
-        keyed_by=parsed.keyed_by,
-        summaries=tuple(_summaries(scorers, scores)),
-    )
+    return outcome
 
 
 def _meta_path(partial: Path) -> Path:
