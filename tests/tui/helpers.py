@@ -13,7 +13,7 @@ from rich.console import Console, RenderableType
 from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.worker import WorkerFailed
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from store.datasets import DatasetRepository
 from store.db import Store
@@ -145,7 +145,7 @@ async def settle(pilot: Pilot[None]) -> None:
     """Wait until every worker has finished and the messages they posted are handled."""
     for _ in range(20):
         # A failed worker is reported by the app (modal or notification); tests assert that.
-        with contextlib.suppress(WorkerFailed):
+        with contextlib.suppress(WorkerFailed, WorkerCancelled):
             await pilot.app.workers.wait_for_complete()
         await pilot.pause()
         if not any(worker.is_running for worker in pilot.app.workers):

@@ -22,6 +22,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.worker import Worker
 
 from core.gpu import GpuSnapshot, TorchMemory
 from core.runs.monitor import RunTail, RunView, Series, SystemTail, log_tail
@@ -102,6 +103,7 @@ class RunDetailScreen(FtodScreen):
         self._ema_index = 0
         self._timer: Timer | None = None
         self._static_tabs_filled = False
+        self._poll_worker: Worker[None] | None = None
 
     @property
     def snapshot(self) -> RunSnapshot | None:
@@ -160,10 +162,12 @@ class RunDetailScreen(FtodScreen):
 
     # -- polling ---------------------------------------------------------------------------
     def poll_now(self) -> None:
-        if self._tail is not None and self._system is not None:
-            self._poll(self._tail, self._system)
+        # A tick that finds the previous poll still reading is skipped, not cancelled.
+        busy = self._poll_worker is not None and self._poll_worker.is_running
+        if self._tail is not None and self._system is not None and not busy:
+            self._poll_worker = self._poll(self._tail, self._system)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="run-poll")
+    @work(thread=True, exit_on_error=False, group="run-poll")
     def _poll(self, tail: RunTail, system: SystemTail) -> None:
         before = (tail.offset, tail.view)
         view = tail.poll()

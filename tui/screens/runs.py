@@ -21,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker
 
 from core.gpu import GpuSnapshot
 from core.runs.monitor import RunsMonitor, RunView
@@ -166,6 +167,7 @@ class RunsScreen(FtodScreen):
         self._poll_timer: Timer | None = None
         self._last_ingest = 0.0
         self._gpu: GpuSnapshot | None = None
+        self._poll_worker: Worker[None] | None = None
 
     @property
     def table(self) -> FtodTable:
@@ -215,13 +217,18 @@ class RunsScreen(FtodScreen):
 
     # -- polling ---------------------------------------------------------------------------
     def poll_now(self) -> None:
-        if self._monitor is not None:
-            self._poll(self._monitor)
+        # Back-pressure: a tick that finds the previous poll still reading (a slow disk, a
+        # busy machine) is skipped rather than cancelling it, so polls never starve.
+        if self._monitor is not None and not self._polling():
+            self._poll_worker = self._poll(self._monitor)
         if time.monotonic() - self._last_ingest >= INGEST_SECONDS:
             self._last_ingest = time.monotonic()
             self._ingest()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="runs-poll")
+    def _polling(self) -> bool:
+        return self._poll_worker is not None and self._poll_worker.is_running
+
+    @work(thread=True, exit_on_error=False, group="runs-poll")
     def _poll(self, monitor: RunsMonitor) -> None:
         views = tuple(monitor.poll())
         gpu = getattr(self.app, "gpu_snapshot", lambda: None)()
