@@ -151,8 +151,10 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def build_tiny_llama(folder: Path, tokenizer_dir: Path, *, seed: int = 0) -> Path:
-    """A random Llama-shaped model (2 layers, hidden 32) saved with the tiny tokenizer."""
+def build_tiny_llama(
+    folder: Path, tokenizer_dir: Path, *, seed: int = 0, hidden_size: int = 32
+) -> Path:
+    """A random Llama-shaped model (2 layers, hidden 32 unless told) saved with the tiny tokenizer."""
     import shutil
 
     import torch
@@ -165,8 +167,8 @@ def build_tiny_llama(folder: Path, tokenizer_dir: Path, *, seed: int = 0) -> Pat
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,

@@ -15,7 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.conftest import clean_rows, write_jsonl
+from tests.conftest import build_tiny_llama, clean_rows, write_jsonl
 from tui.cli import main
 from tui.cli_generate import compare_run, eval_run, prompt_group
 
@@ -66,28 +66,9 @@ def tiny_adapter(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path)
 @pytest.fixture(scope="session")
 def other_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_dir: Path) -> Path:
     """A tiny Llama with hidden size 48 (the fixture's has 32)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("other-llama")
-    for item in tiny_tokenizer_dir.iterdir():
-        shutil.copy(item, folder / item.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+    return build_tiny_llama(
+        tmp_path_factory.mktemp("other-llama"), tiny_tokenizer_dir, hidden_size=48
     )
-    LlamaForCausalLM(config).save_pretrained(str(folder))
-    return folder
 
 
 @pytest.fixture
