@@ -235,6 +235,25 @@ def test_eval_run_stores_every_output_deterministically(ws: Any, tiny_model_dir:
     assert taken.exit_code == 2 and "already exists" in taken.output
 
 
+def test_eval_with_options_is_eval_run(ws: Any, tiny_model_dir: Path) -> None:
+    # The issue spells generation `ftod eval --model …`; `eval` is also the group of `import`.
+    spelled = invoke_main(
+        ws,
+        *("eval", "--model", str(tiny_model_dir), "--prompt", "plain", "--data", "support@1"),
+        *("--label", "spelled", "--max-new-tokens", str(MAX_NEW), "--batch-size", "4", "--json"),
+    )
+    assert spelled.exit_code == 0, spelled.output
+    assert json.loads(spelled.stdout)["generated"] == 10
+    assert run_eval(ws, tiny_model_dir, "as-run").exit_code == 0
+    assert {k: v["output"] for k, v in stored_outputs(ws, "spelled").items()} == {
+        k: v["output"] for k, v in stored_outputs(ws, "as-run").items()
+    }
+    missing = invoke_main(ws, "eval", "--model", str(tiny_model_dir), "--data", "support@1")
+    assert missing.exit_code == 2 and "--prompt" in missing.output
+    helped = invoke_main(ws, "eval", "--help")
+    assert helped.exit_code == 0 and "import" in helped.output and "run" in helped.output
+
+
 def test_stop_strings_cut_the_output(ws: Any, tiny_model_dir: Path, tmp_path: Path) -> None:
     assert run_eval(ws, tiny_model_dir, "full", "--max-new-tokens", "12").exit_code == 0
     full = stored_outputs(ws, "full")

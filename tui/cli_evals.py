@@ -55,9 +55,21 @@ def _console() -> Any:
     return console
 
 
-@click.group("eval")
+class _EvalGroup(click.Group):
+    """`ftod eval --model …` is `ftod eval run --model …`: the issue's spelling of generation
+    keeps working next to `ftod eval import`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("eval", cls=_EvalGroup)
 def eval_group() -> None:
-    """Bring model outputs in as an eval (see also `ftod evals`, `compare`, `gate`)."""
+    """Produce an eval: `ftod eval run` (or `ftod eval --model …`) generates outputs with a
+    local model; `ftod eval import` brings outputs made elsewhere (see also `ftod evals`,
+    `compare`, `gate`)."""
 
 
 @eval_group.command("import")
