@@ -236,4 +236,34 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        6,
+        [
+            # An LLM judge's pairwise verdicts on a baseline/candidate pair. They live apart
+            # from human `reviews` so a judge score can never pass for a person's verdict.
+            "CREATE SEQUENCE judge_id_seq START 1",
+            """CREATE TABLE judge_runs (
+                judge_id INTEGER PRIMARY KEY DEFAULT nextval('judge_id_seq'),
+                baseline_eval_id INTEGER NOT NULL,
+                candidate_eval_id INTEGER NOT NULL,
+                judge_model VARCHAR NOT NULL,
+                template_sha256 VARCHAR NOT NULL,
+                settings JSON NOT NULL,
+                examples INTEGER NOT NULL,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+            # One row per example: the verdict after both orders, and what each order said.
+            """CREATE TABLE judge_verdicts (
+                judge_id INTEGER NOT NULL,
+                line INTEGER NOT NULL,
+                verdict VARCHAR NOT NULL,
+                baseline_first VARCHAR NOT NULL,
+                candidate_first VARCHAR NOT NULL,
+                p_candidate DOUBLE NOT NULL,
+                p_baseline DOUBLE NOT NULL,
+                p_tie DOUBLE NOT NULL,
+                PRIMARY KEY (judge_id, line)
+            )""",
+        ],
+    ),
 ]

@@ -14,8 +14,8 @@ import core, core.scan, core.datasets, core.splits, core.checks.pii, core.checks
 import core.runs.rundir, core.runs.config, core.runs.launch, core.runs.ingest, core.runs.monitor
 import core.runs.imports, core.runs.series, core.runs.validate, core.runs.failures, core.gpu, core.train
 import core.evals.stats, core.evals.scorers, core.evals.gate, core.evals.outputs, core.evals.service
-import core.evals.review, core.evals.prompts, core.evals.generate, core.runs.vram
-import store, store.db, store.datasets, store.runs, store.evals, store.reviews, store.prompts
+import core.evals.review, core.evals.prompts, core.evals.generate, core.evals.judge, core.runs.vram
+import store, store.db, store.datasets, store.runs, store.evals, store.reviews, store.prompts, store.judges
 heavy = sorted(m for m in ("textual", "torch", "transformers", "rich") if m in sys.modules)
 print(",".join(heavy))
 """

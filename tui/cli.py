@@ -378,6 +378,7 @@ def _register_run_commands() -> None:
     # `ftod --help` lists them.
     from tui.cli_evals import compare, eval_group, evals_group, gate
     from tui.cli_generate import compare_run, eval_run, prompt_group
+    from tui.cli_judge import judge_group
     from tui.cli_review import review
     from tui.cli_runs import runs, train
 
@@ -391,6 +392,7 @@ def _register_run_commands() -> None:
     eval_group.add_command(eval_run)
     main.add_command(compare_run)
     main.add_command(review)
+    main.add_command(judge_group)
 
 
 _register_run_commands()

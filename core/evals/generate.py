@@ -6,7 +6,8 @@ appended to a JSONL checkpoint (`{"line", "output", "input_tokens", "output_toke
 skips the lines already there. The result is stored exactly as `ftod eval import` stores an
 outputs file (same checks, scorers and notes), with source "generate".
 
-The only module of `core` that imports torch, transformers and peft, always inside functions.
+With core.evals.judge, the only modules of `core.evals` that import torch, transformers and
+peft, always inside functions.
 """
 
 from __future__ import annotations
