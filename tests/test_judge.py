@@ -326,3 +326,33 @@ def test_bad_input_exits_2_and_stores_nothing(pair_workspace: Workspace, tmp_pat
     assert stored_runs(pair_workspace, 2, 1) == []
     nothing = run_cli(pair_workspace, "judge", "show", "--baseline", "tuned", "--candidate", "base")
     assert nothing.exit_code != 0 and "no judge run" in nothing.output
+
+
+def test_review_room_carries_the_judge_and_scores_what_the_gate_judged(
+    pair_workspace: Workspace, tmp_path: Path
+) -> None:
+    from core.evals.review import load_review_room
+    from core.evals.service import run_gate
+
+    store = Store.open(pair_workspace)
+    evals, reviews, judges = EvalRepository(store), ReviewRepository(store), JudgeRepository(store)
+    room = load_review_room(evals, reviews, "base", "tuned", reviewer="alice", judges=judges)
+    assert room.judge is None and room.pair.scorer == "exact"
+
+    assert judge(pair_workspace, "base", "tuned").exit_code == 0
+    spec = tmp_path / "gate.yaml"
+    spec.write_text(
+        "scorer: 'contains:refund'\nmargin: 0.05\nrules:\n  - {slice: billing, kind: target}\n"
+    )
+    run_gate(evals, spec, "base", "tuned")
+    reviews.save_verdict(1, 2, 1, "alice", "both_wrong")
+    room = load_review_room(evals, reviews, "base", "tuned", reviewer="alice", judges=judges)
+    assert room.pair.scorer == "contains"
+    assert room.judge is not None
+    assert sorted(room.judge.verdicts) == [item.line for item in room.pair.items]
+    (alice,) = room.judge.agreement
+    assert alice.common == 1 and alice.agreed == int(
+        room.judge.verdicts[1].verdict in ("tie", "inconsistent")
+    )
+    named = load_review_room(evals, reviews, "base", "tuned", scorer="exact", judges=judges)
+    assert named.pair.scorer == "exact"

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from core.evals.judge import JudgeView, judge_view
 from core.evals.outputs import EvalExample
 from core.evals.service import _same_version, _Scoring, resolve_scorer
 from core.evals.stats import Comparison, ScoreKind, compare_scores
 from store.errors import InputError
 from store.evals import EvalRecord, EvalRepository, GateResultRecord
+from store.judges import JudgeRepository
 from store.reviews import ReviewRecord, ReviewRepository
 
 REVIEWER_ENV = "FTOD_REVIEWER"
@@ -377,6 +379,8 @@ class GateSummary:
     passed: bool
     slices: Mapping[str, bool]
     """slice → whether every rule judging it passed."""
+    scorer: str | None = None
+    """The spec's default scorer."""
 
 
 def gate_summary(results: Sequence[GateResultRecord], baseline_eval_id: int) -> GateSummary | None:
@@ -389,7 +393,10 @@ def gate_summary(results: Sequence[GateResultRecord], baseline_eval_id: int) -> 
         if isinstance(rule, Mapping) and isinstance(rule.get("slice"), str):
             name = str(rule["slice"])
             slices[name] = slices.get(name, True) and bool(rule.get("passed"))
-    return GateSummary(latest.gate_id, latest.passed, slices)
+    scorer = latest.spec.get("scorer") if isinstance(latest.spec, Mapping) else None
+    return GateSummary(
+        latest.gate_id, latest.passed, slices, scorer if isinstance(scorer, str) else None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +411,8 @@ class ReviewRoom:
     mine: Mapping[int, ReviewRecord]
     """This reviewer's verdicts by line."""
     agreement: tuple[Agreement, ...]
+    judge: JudgeView | None = None
+    """The pair's latest LLM-judge run, when there is one (shown as the judge's, apart)."""
 
 
 def compare_pair(pair: ReviewPair) -> Comparison | None:
@@ -423,15 +432,29 @@ def load_review_room(
     candidate_ref: str,
     scorer: str | None = None,
     reviewer: str | None = None,
+    judges: JudgeRepository | None = None,
 ) -> ReviewRoom:
+    """Everything the room shows. Without a named scorer, the scorer of the pair's latest gate
+    (so the slice table scores what the gate column judged), else compare's default."""
+    candidate_record = evals.eval_by_ref(candidate_ref)
+    baseline_record = evals.eval_by_ref(baseline_ref)
+    gate_results = evals.gate_results(candidate_record.eval_id)
+    gate = gate_summary(gate_results, baseline_record.eval_id)
+    if scorer is None and gate is not None:
+        scorer = gate.scorer
     pair = load_pair(evals, baseline_ref, candidate_ref, scorer)
     name = reviewer or current_reviewer()
     everyone = reviews.verdicts(pair.baseline.eval_id, pair.candidate.eval_id)
+    judge = None
+    if judges is not None:
+        slices = {item.line: item.slice for item in pair.items}
+        judge = judge_view(judges, pair.baseline, pair.candidate, everyone, slices)
     return ReviewRoom(
         pair=pair,
         comparison=compare_pair(pair),
-        gate=gate_summary(evals.gate_results(pair.candidate.eval_id), pair.baseline.eval_id),
+        gate=gate,
         reviewer=name,
         mine={review.line: review for review in everyone if review.reviewer == name},
         agreement=reviewer_agreement(everyone),
+        judge=judge,
     )

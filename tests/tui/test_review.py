@@ -178,3 +178,44 @@ async def test_escape_drops_the_note_and_a_correction_is_saved(pair_workspace: W
         (stored,) = reviews(pair_workspace).verdicts(1, 2, "alice")
         assert (stored.line, stored.verdict, stored.note) == (1, "both_wrong", "")
         assert stored.corrected == "Refunds take 2 days."
+
+
+def store_judge_run(workspace: Workspace) -> None:
+    """A judge run as `ftod judge` stores it: line 1 the candidate in both orders, line 2 the
+    first-read answer each time, the rest ties."""
+    from core.evals.judge import combine_orders
+    from store.judges import JudgeRepository
+
+    verdicts = [combine_orders(1, (0.1, 0.8, 0.1), (0.7, 0.2, 0.1))]
+    verdicts.append(combine_orders(2, (0.8, 0.1, 0.1), (0.8, 0.1, 0.1)))
+    verdicts += [combine_orders(line, (0.2, 0.2, 0.6), (0.2, 0.2, 0.6)) for line in range(3, 9)]
+    JudgeRepository(Store.open(workspace)).add_run(
+        baseline_eval_id=1,
+        candidate_eval_id=2,
+        judge_model="judge-model",
+        template_sha256="0" * 64,
+        settings={},
+        verdicts=verdicts,
+    )
+
+
+async def test_judge_verdicts_are_shown_as_the_judges(pair_workspace: Workspace) -> None:
+    store_judge_run(pair_workspace)
+    app = make_app(pair_workspace)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = ReviewScreen("base", "tuned")
+        app.push_screen(screen)
+        await settle(pilot)
+        head = str(screen.query_one("#review-head", Static).render())
+        assert "LLM judge: candidate better in both orders" in head
+        table = screen.query_one("#review-slices")
+        assert "judge" in [str(c.label) for c in table.columns.values()]  # type: ignore[attr-defined]
+        overall = table.get_row("\0overall")  # type: ignore[attr-defined]
+        # (1 win + 0.5 · 7 ties or inconsistent) / 8
+        assert str(overall[-1]) == f"{(1 + 3.5) / 8:.2f}"
+        assert "judge/" not in status_text(screen)
+        await press(pilot, "2")  # alice agrees with the judge on line 1
+        assert "κ judge/alice" in status_text(screen)
+        assert "(n=1)" in status_text(screen)
+        head = str(screen.query_one("#review-head", Static).render())
+        assert "inconsistent across the swap" in head and "read first" in head

@@ -22,6 +22,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Static
 
+from core.evals.judge import JudgeAgreement, judge_agreement
 from core.evals.review import (
     FILTERS,
     Agreement,
@@ -36,6 +37,7 @@ from core.evals.review import (
 )
 from core.evals.stats import SliceStats
 from store.evals import EvalRepository
+from store.judges import JudgedExample, JudgeRepository
 from store.reviews import ReviewRecord, ReviewRepository, Verdict
 from tui.screens.base import FtodScreen
 from tui.widgets.table import FtodTable
@@ -135,6 +137,32 @@ def agreement_text(agreement: tuple[Agreement, ...]) -> str:
     return "  ".join(parts)
 
 
+def judge_agreement_text(agreement: tuple[JudgeAgreement, ...]) -> str:
+    return "  ".join(
+        f"κ judge/{a.reviewer} {_number(a.kappa, 2)} (n={a.common})" for a in agreement if a.common
+    )
+
+
+def judge_text(verdict: JudgedExample) -> Text:
+    """The LLM judge's verdict on one example, always labelled as the judge's."""
+    text = Text("LLM judge: ", style="bold magenta")
+    if verdict.verdict == "inconsistent":
+        if (verdict.baseline_first, verdict.candidate_first) == ("baseline", "candidate"):
+            detail = "it preferred whichever answer it read first"
+        elif (verdict.baseline_first, verdict.candidate_first) == ("candidate", "baseline"):
+            detail = "it preferred whichever answer it read second"
+        else:
+            detail = (
+                f"{VERDICT_TEXT[verdict.baseline_first]} with A first, "
+                f"{VERDICT_TEXT[verdict.candidate_first]} with B first"
+            )
+        text.append(f"inconsistent across the swap ({detail})", style="magenta")
+    else:
+        text.append(VERDICT_TEXT[verdict.verdict] + " in both orders", style="magenta")
+    text.append(f" · P(B) {verdict.p_candidate:.2f}", style="dim magenta")
+    return text
+
+
 class ReviewScreen(FtodScreen):
     """Judge baseline against candidate, example by example; the slice table on top."""
 
@@ -223,6 +251,7 @@ class ReviewScreen(FtodScreen):
 
         saved: tuple[ReviewRecord, ...]
         agreement: tuple[Agreement, ...]
+        judge_agreement: tuple[JudgeAgreement, ...] = ()
 
     def __init__(self, baseline_ref: str, candidate_ref: str, scorer: str | None = None) -> None:
         super().__init__()
@@ -234,6 +263,7 @@ class ReviewScreen(FtodScreen):
         self._queue_lines: frozenset[int] = frozenset()
         self._unsaved: dict[int, ReviewRecord] = {}
         self._agreement: tuple[Agreement, ...] = ()
+        self._judge_agreement: tuple[JudgeAgreement, ...] = ()
         self._queue: tuple[ReviewItem, ...] = ()
         self._index = 0
         self._filter: QueueFilter = "all"
@@ -323,6 +353,7 @@ class ReviewScreen(FtodScreen):
             self.baseline_ref,
             self.candidate_ref,
             self.scorer,
+            judges=JudgeRepository(store),
         )
         self.post_message(self.Loaded(room))
 
@@ -333,6 +364,7 @@ class ReviewScreen(FtodScreen):
         self._mine = dict(room.mine)
         self._mine.update(self._unsaved)
         self._agreement = room.agreement
+        self._judge_agreement = room.judge.agreement if room.judge is not None else ()
         self._fill_slices(room)
         self._refilter(resume=True)
 
@@ -346,6 +378,17 @@ class ReviewScreen(FtodScreen):
         if comparison is None:
             return
         gate = room.gate
+        judge = room.judge.summary if room.judge is not None else None
+        if judge is not None and "judge" not in table.columns:
+            table.add_column(Text("judge", justify="right"), key="judge")
+        judge_rates = {entry.slice: entry.win_rate for entry in judge.slices} if judge else {}
+        if judge is not None:
+            judge_rates[comparison.overall.slice] = judge.overall.win_rate
+
+        def judge_cell(name: str) -> Text:
+            # The candidate's win rate by the LLM judge, kept visibly apart from the scores.
+            rate = judge_rates.get(name)
+            return Text(_number(rate, 2), justify="right", style="magenta")
 
         def gate_cell(name: str) -> Text:
             if gate is None:
@@ -357,7 +400,7 @@ class ReviewScreen(FtodScreen):
 
         def row(stats: SliceStats, key: str) -> None:
             delta_style = "green" if stats.delta > 0 else "red" if stats.delta < 0 else ""
-            table.add_row(
+            cells: list[str | Text] = [
                 stats.slice,
                 Text(str(stats.n), justify="right"),
                 Text(_number(stats.mean_a), justify="right"),
@@ -366,8 +409,10 @@ class ReviewScreen(FtodScreen):
                 f"[{stats.ci[0]:+.2f}, {stats.ci[1]:+.2f}]",
                 Text(_p_value(stats.p), justify="right"),
                 gate_cell(stats.slice),
-                key=key,
-            )
+            ]
+            if judge is not None:
+                cells.append(judge_cell(stats.slice))
+            table.add_row(*cells, key=key)
 
         for stats in comparison.slices:
             row(stats, stats.slice)
@@ -412,6 +457,9 @@ class ReviewScreen(FtodScreen):
         kappa = agreement_text(self._agreement)
         if kappa:
             text.append(f" · {kappa}", style="cyan")
+        judge_kappa = judge_agreement_text(self._judge_agreement)
+        if judge_kappa:
+            text.append(f" · {judge_kappa}", style="magenta")
         return text
 
     def _show(self) -> None:
@@ -440,6 +488,11 @@ class ReviewScreen(FtodScreen):
             head_text.append(f" · note: {_clip(self._pending_note, 60)}", style="italic")
         if self._pending_correction:
             head_text.append(" · corrected answer pending", style="italic")
+        judged = self._room.judge if self._room is not None else None
+        verdict = judged.verdicts.get(item.line) if judged is not None else None
+        if verdict is not None:
+            head_text.append("\n")
+            head_text.append_text(judge_text(verdict))
         head.update(head_text)
         view.update(input_text(item))
         a_text, b_text = sides_text(item)
@@ -531,7 +584,11 @@ class ReviewScreen(FtodScreen):
             return
         first = saved[0]
         everyone = repository.verdicts(first.baseline_eval_id, first.candidate_eval_id)
-        self.post_message(self.VerdictsSaved(saved, reviewer_agreement(everyone)))
+        judged = self._room.judge if self._room is not None else None
+        with_judge = (
+            judge_agreement(judged.verdicts.values(), everyone) if judged is not None else ()
+        )
+        self.post_message(self.VerdictsSaved(saved, reviewer_agreement(everyone), with_judge))
 
     @on(VerdictsSaved)
     def _saved(self, event: VerdictsSaved) -> None:
@@ -539,6 +596,7 @@ class ReviewScreen(FtodScreen):
             if self._unsaved.get(record.line) == record:
                 del self._unsaved[record.line]
         self._agreement = event.agreement
+        self._judge_agreement = event.judge_agreement
         self.query_one("#review-status", Static).update(self._status())
 
     # -- the input line (note, corrected answer, search) -------------------------------------
