@@ -427,14 +427,17 @@ def test_list_and_show(support: Any) -> None:
             [{"id": "t-2", "output": "x"}, {"line": 3, "output": "y"}, {"line": 3, "output": "z"}],
             "duplicate line 3",
         ),
-        ([{"line": 1, "id": "t-0", "output": "x"}], "either line or id"),
+        ([{"line": 1, "id": "t-3", "output": "x"}], "line 1 is the example with id 't-0'"),
         ([{"id": "t-4", "output": "x"}, {"line": 5, "output": "y"}], "duplicate line 5"),
         ([{"line": 1, "output": None}], "output is null"),
         ([{"line": 1, "output": "fine"}, "{not json"], "line 2: not valid JSON"),
         ([{"id": "t-999", "output": "x"}], "unknown id 't-999'"),
         ([{"line": 1}], "no output"),
         ([{"output": "x"}], "no line or id"),
-        ([{"line": "1", "output": "x"}], "line must be a line number"),
+        ([{"line": "one", "output": "x"}], "line must be a line number"),
+        ([{"line": 1.5, "output": "x"}], "line must be a line number"),
+        ([{"line": 0, "output": "x"}], "line must be a line number"),
+        ([{"line": True, "output": "x"}], "line must be a line number"),
         ([], "no outputs"),
     ],
 )
@@ -462,6 +465,34 @@ def test_unusable_outputs_exit_2_and_write_nothing(
     )
     assert as_json.exit_code == 2 and fragment in json.loads(as_json.stdout)["error"]["message"]
     assert (eval_count(support), stored_rows(support)) == before
+
+
+def test_line_numbers_as_other_writers_spell_them(support: Any, tmp_path: Path) -> None:
+    # pandas writes 3.0 when the column has a gap; some tools quote numbers; a record may
+    # carry both keys when they name the same example.
+    lines = [
+        {"line": "2", "output": "two"},
+        {"line": 3.0, "output": "three"},
+        {"line": 4, "id": "t-3", "output": "four"},
+    ]
+    path = write_jsonl(tmp_path / "spelled.jsonl", lines)
+    result = invoke(
+        support, "eval", "import", "--data", "support@1", "--outputs", str(path), "--label", "s"
+    )
+    assert result.exit_code == 0, result.output
+    from store.db import Store
+    from store.evals import EvalRepository
+
+    repository = EvalRepository(Store.open(support))
+    stored = repository.outputs(repository.eval_by_ref("s").eval_id)
+    assert [(o.line, o.output) for o in stored] == [(2, "two"), (3, "three"), (4, "four")]
+    again = write_jsonl(
+        tmp_path / "again.jsonl", [{"line": "2", "output": "a"}, {"line": 2.0, "output": "b"}]
+    )
+    duplicate = invoke(
+        support, "eval", "import", "--data", "support@1", "--outputs", str(again), "--label", "d"
+    )
+    assert duplicate.exit_code == 2 and "duplicate line 2" in duplicate.output
 
 
 def test_problems_are_reported_together_with_line_numbers(support: Any, tmp_path: Path) -> None:

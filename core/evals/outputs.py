@@ -114,6 +114,20 @@ def eval_set(rows: Sequence[EvalExampleRow]) -> list[EvalExample]:
     ]
 
 
+def _line_number(value: object) -> int | None:
+    """A line number as JSON writers spell it: 3, 3.0 (pandas with a missing value in the
+    column) or "3"; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and value >= 1:
+        return value
+    return None
+
+
 def example_id(metadata: Mapping[str, Any]) -> str | None:
     """metadata.id as text; ids are matched as text so 17 and "17" name the same example."""
     value = metadata.get("id")
@@ -217,9 +231,6 @@ def read_outputs(
                     )
                     continue
                 has_line, has_id = "line" in record, "id" in record
-                if has_line and has_id:
-                    problems.append(f"{where}: give either line or id, not both")
-                    continue
                 if not has_line and not has_id:
                     problems.append(
                         f"{where}: no line or id to say which example this output is for"
@@ -229,17 +240,30 @@ def read_outputs(
                 if has_line:
                     value = record["line"]
                     keyed_by["line"] = None
-                    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    number_of_line = _line_number(value)
+                    if number_of_line is None:
                         problems.append(
                             f"{where}: line must be a line number (a whole number ≥ 1), "
                             f"not {value!r}"
                         )
-                    elif value not in by_line:
-                        reason = explain_line(value) if explain_line else f"not in {set_name}"
-                        problems.append(f"{where}: unknown line {value}: {reason}")
+                    elif number_of_line not in by_line:
+                        reason = (
+                            explain_line(number_of_line) if explain_line else f"not in {set_name}"
+                        )
+                        problems.append(f"{where}: unknown line {number_of_line}: {reason}")
                     else:
-                        line = value
-                    named = f"line {value!r}"
+                        line = number_of_line
+                        # Both given: the line decides; an id that names another example
+                        # means the file and the eval set disagree, which must not pass.
+                        stated = record.get("id") if has_id else None
+                        own = example_id(by_line[line].metadata)
+                        if stated is not None and own is not None and str(stated) != own:
+                            problems.append(
+                                f"{where}: line {line} is the example with id {own!r}, but "
+                                f"the record says id {str(stated)!r}"
+                            )
+                            line = None
+                    named = f"line {number_of_line if number_of_line is not None else value!r}"
                 else:
                     value = record["id"]
                     keyed_by["id"] = None
