@@ -470,7 +470,7 @@ def test_unusable_outputs_exit_2_and_write_nothing(
 def test_line_numbers_as_other_writers_spell_them(support: Any, tmp_path: Path) -> None:
     # pandas writes 3.0 when the column has a gap; some tools quote numbers; a record may
     # carry both keys when they name the same example.
-    lines = [
+    lines: list[dict[str, Any]] = [
         {"line": "2", "output": "two"},
         {"line": 3.0, "output": "three"},
         {"line": 4, "id": "t-3", "output": "four"},
