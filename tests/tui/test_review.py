@@ -219,3 +219,56 @@ async def test_judge_verdicts_are_shown_as_the_judges(pair_workspace: Workspace)
         assert "(n=1)" in status_text(screen)
         head = str(screen.query_one("#review-head", Static).render())
         assert "inconsistent across the swap" in head and "read first" in head
+
+
+async def test_s_cycles_the_scorers_both_evals_stored(tmp_path: Path) -> None:
+    from core.evals.service import import_eval
+    from store.datasets import DatasetRepository
+    from store.evals import EvalRepository
+    from tests.test_review import A_WRONG, B_WRONG, N, reference
+
+    workspace = build_pair_workspace(tmp_path / "project")
+    store = Store.open(workspace)
+    folder = tmp_path / "more"
+    folder.mkdir()
+    for label, wrong, right in (("base2", A_WRONG, {0, 1}), ("tuned2", B_WRONG, {0, 4})):
+        path = folder / f"{label}.jsonl"
+        path.write_text(
+            "".join(
+                f'{{"line": {i + 1}, "output": "{reference(i) if i in right else wrong}"}}\n'
+                for i in range(N)
+            )
+        )
+        import_eval(
+            DatasetRepository(store),
+            EvalRepository(store),
+            "support@1",
+            path,
+            label,
+            ["exact", "contains:refund"],
+        )
+    app = make_app(workspace)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = ReviewScreen("base2", "tuned2")
+        app.push_screen(screen)
+        await settle(pilot)
+        assert screen.room is not None and screen.room.pair.scorer == "exact"
+        await press(pilot, "n", "n")
+        line = screen.current.line if screen.current is not None else None
+        await press(pilot, "s")
+        await settle(pilot)
+        assert screen.room.pair.scorer == "contains"
+        assert "contains" in status_text(screen)
+        assert screen.current is not None and screen.current.line == line
+        await press(pilot, "s")
+        await settle(pilot)
+        assert screen.room.pair.scorer == "exact"
+    # The plain pair stored only exact: `s` says so instead of reloading.
+    plain = make_app(workspace)
+    async with plain.run_test(size=SIZE) as pilot:
+        screen = ReviewScreen("base", "tuned")
+        plain.push_screen(screen)
+        await settle(pilot)
+        await press(pilot, "s")
+        assert screen.room is not None and screen.room.pair.scorer == "exact"
+        assert any("share only the exact scorer" in str(n.message) for n in plain._notifications)

@@ -216,6 +216,13 @@ class ReviewScreen(FtodScreen):
             tooltip="Cycle: all, disagreements, regressions, improvements",
         ),
         Binding(
+            "s",
+            "cycle_scorer",
+            "Scorer",
+            id="review.scorer",
+            tooltip="Score with the next scorer both evals stored (slice table and queue)",
+        ),
+        Binding(
             "slash",
             "search",
             "Find",
@@ -360,13 +367,15 @@ class ReviewScreen(FtodScreen):
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
         room = event.room
+        first = self._room is None
         self._room = room
         self._mine = dict(room.mine)
         self._mine.update(self._unsaved)
         self._agreement = room.agreement
         self._judge_agreement = room.judge.agreement if room.judge is not None else ()
         self._fill_slices(room)
-        self._refilter(resume=True)
+        # A reload under another scorer keeps the example in view; the first load resumes.
+        self._refilter(resume=first)
 
     def load_failed(self, error: BaseException | None) -> None:
         self.query_one("#review-status", Static).update("Could not load the review room.")
@@ -513,6 +522,25 @@ class ReviewScreen(FtodScreen):
         self._index = (self._index + delta) % len(self._queue)
         self._pending_note = self._pending_correction = None
         self._show()
+
+    def action_cycle_scorer(self) -> None:
+        room = self._room
+        if room is None:
+            return
+        pair = room.pair
+        names = [n for n in pair.baseline.scorer_names if n in pair.candidate.scorer_names]
+        if pair.scorer not in names:
+            names.insert(0, pair.scorer)
+        if len(names) < 2:
+            self.notify(
+                f"Both evals share only the {pair.scorer} scorer; "
+                "`ftod review --scorer SPEC` scores with any other.",
+                markup=False,
+            )
+            return
+        self.scorer = names[(names.index(pair.scorer) + 1) % len(names)]
+        self.query_one("#review-status", Static).update(f"Scoring with {self.scorer}…")
+        self._load()
 
     def action_cycle_filter(self) -> None:
         self._filter = FILTERS[(FILTERS.index(self._filter) + 1) % len(FILTERS)]
