@@ -191,3 +191,22 @@ def test_demo_workspace_holds_the_recorded_eval_its_gate_and_a_review_queue(
     )
     assert len(queue) > 10, "real disagreements to review"
     assert any("ftod review" in line for line in said)
+
+
+def test_demo_holds_the_recorded_judge_run_once(tmp_path: Path) -> None:
+    from store.evals import EvalRepository
+    from store.judges import JudgeRepository
+
+    folder = tmp_path / "demo"
+    said: list[str] = []
+    build_demo_workspace(folder, log=said.append)
+    workspace = build_demo_workspace(folder, log=said.append)  # idempotent
+    store = Store.open(workspace)
+    evals, judges = EvalRepository(store), JudgeRepository(store)
+    base, candidate = evals.eval_by_ref("demo-base"), evals.eval_by_ref("demo-candidate")
+    (run,) = judges.runs(base.eval_id, candidate.eval_id)
+    assert run.examples == 80 and Path(run.settings["judge_model_path"]).is_dir()
+    verdicts = judges.verdicts(run.judge_id)
+    assert sorted(v.line for v in verdicts) == [o.line for o in evals.outputs(base.eval_id)]
+    inconsistent = sum(1 for v in verdicts if v.verdict == "inconsistent")
+    assert any(f"{inconsistent} of 80 verdicts flip" in line for line in said)

@@ -356,3 +356,27 @@ def test_review_room_carries_the_judge_and_scores_what_the_gate_judged(
     )
     named = load_review_room(evals, reviews, "base", "tuned", scorer="exact", judges=judges)
     assert named.pair.scorer == "exact"
+
+
+def test_a_reader_that_goes_away_is_not_an_error(pair_workspace: Workspace) -> None:
+    # `ftod judge show … | head -1`: the pipe closes before ftod writes its lines.
+    import subprocess
+    import sys
+
+    from tests.tui.test_review import store_judge_run
+
+    store_judge_run(pair_workspace)
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tui.cli", "--workspace", str(pair_workspace.root)),
+            *("judge", "show", "--baseline", "base", "--candidate", "tuned"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1, errors  # click's and rich's code for a closed pipe
+    assert "Internal error" not in errors and "Traceback" not in errors

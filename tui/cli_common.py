@@ -46,6 +46,10 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:
+            # The reader went away (`ftod … | head`): not a bug. click's main quiets stdout and
+            # exits 1, as rich does for its own output.
+            raise
         except MemoryError:
             _fail("Out of memory", "ftod ran out of memory on this input.", EXIT_USAGE, as_json)
         except Exception as error:  # noqa: BLE001 - last resort: a bug, reported as one

@@ -198,7 +198,42 @@ def install_recorded_evals(workspace: Workspace, store: Store, log: Callable[[st
     if not evals.gate_results(evals.eval_by_ref("demo-candidate").eval_id):
         verdict = run_gate(evals, RECORDED_EVALS / "gate.yaml", "demo-base", "demo-candidate")
         log(f"gate: {verdict.verdict.verdict}")
-    log("Review baseline vs candidate example by example: ftod review")
+    install_recorded_judge(store, log)
+    log("Review baseline vs candidate example by example: ftod review (or v in the dashboard)")
+
+
+def install_recorded_judge(store: Store, log: Callable[[str], None]) -> None:
+    """The recorded `ftod judge` run of the pair (sample_runs/make_recorded_eval.py)."""
+    from store.evals import EvalRepository
+    from store.judges import JudgedExample, JudgeRepository
+
+    path = RECORDED_EVALS / "demo-judge.json"
+    if not path.is_file():
+        return
+    evals, judges = EvalRepository(store), JudgeRepository(store)
+    baseline = evals.eval_by_ref("demo-base").eval_id
+    candidate = evals.eval_by_ref("demo-candidate").eval_id
+    if judges.latest_run(baseline, candidate) is not None:
+        return
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    settings = dict(recorded["settings"])
+    settings["judge_model_path"] = to_absolute(str(settings["judge_model_path"]))
+    verdicts = [JudgedExample(**row) for row in recorded["verdicts"]]
+    judges.add_run(
+        baseline_eval_id=baseline,
+        candidate_eval_id=candidate,
+        judge_model=str(recorded["judge_model"]),
+        template_sha256=str(recorded["template_sha256"]),
+        settings=settings,
+        verdicts=verdicts,
+    )
+    inconsistent = sum(1 for verdict in verdicts if verdict.verdict == "inconsistent")
+    log(
+        f"judge: the 1M-parameter demo model as a (deliberately weak) LLM judge; "
+        f"{inconsistent} of {len(verdicts)} verdicts flip when the answers swap places, which "
+        "is what the swap is there to catch (ftod judge show --baseline demo-base "
+        "--candidate demo-candidate)"
+    )
 
 
 def build_demo_workspace(

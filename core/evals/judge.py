@@ -576,8 +576,7 @@ def judge_agreement(
     from core.evals.review import cohens_kappa
 
     judged: dict[int, JudgeChoice] = {
-        v.line: "tie" if v.verdict == "inconsistent" else v.verdict
-        for v in verdicts
+        v.line: "tie" if v.verdict == "inconsistent" else v.verdict for v in verdicts
     }
     by_reviewer: dict[str, list[tuple[str, str]]] = {}
     for review in reviews:
