@@ -267,12 +267,19 @@ def _score_batch(
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
     device = next(loaded.model.parameters()).device
     with torch.inference_mode():
-        logits = loaded.model(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            use_cache=False,
-        ).logits[:, -1, :]
+        inputs = {
+            "input_ids": ids.to(device),
+            "attention_mask": mask.to(device),
+            "position_ids": positions.to(device),
+            "use_cache": False,
+        }
+        try:
+            # Only the last position is read: without this the LM head would materialise
+            # batch × length × vocabulary logits (gigabytes for a 150k vocabulary).
+            output = loaded.model(**inputs, logits_to_keep=1)
+        except TypeError:  # a model class whose forward has no logits_to_keep
+            output = loaded.model(**inputs)
+        logits = output.logits[:, -1, :]
         log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
     wanted = sorted({token for tokens in choice_ids.values() for token in tokens})
     picked = log_probs[:, wanted].tolist()
