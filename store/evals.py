@@ -144,6 +144,13 @@ _EVAL_FROM = """evals e JOIN dataset_versions v USING (version_id)
     JOIN datasets d USING (dataset_id)"""
 
 
+_GATE_SELECT = """SELECT g.gate_id, g.baseline_eval_id, b.label, g.candidate_eval_id, c.label,
+    g.spec_hash, g.spec, g.passed, g.verdict, g.created_at
+    FROM gate_results g
+    LEFT JOIN evals b ON b.eval_id = g.baseline_eval_id
+    LEFT JOIN evals c ON c.eval_id = g.candidate_eval_id"""
+
+
 def _eval_from_row(row: Sequence[Any]) -> EvalRecord:
     values = list(row)
     values[11] = tuple(json.loads(values[11])) if values[11] else ()
@@ -251,15 +258,33 @@ class EvalRepository:
             for name, scored, skipped, mean in rows
         ]
 
+    def summaries_and_gates(
+        self,
+    ) -> tuple[dict[int, list[ScorerSummary]], dict[int, list[GateResultRecord]]]:
+        """Every eval's scorer summaries and its gate results as candidate (oldest first), in
+        one connection: a list of evals needs them all, and a connection costs ~25 ms."""
+        summaries: dict[int, list[ScorerSummary]] = {}
+        gates: dict[int, list[GateResultRecord]] = {}
+        with self.store.reading() as connection:
+            for eval_id, name, scored, skipped, mean in connection.execute(
+                """SELECT eval_id, scorer, count(score), count(*) - count(score), avg(score)
+                   FROM eval_scores GROUP BY eval_id, scorer ORDER BY eval_id, scorer"""
+            ).fetchall():
+                summaries.setdefault(int(eval_id), []).append(
+                    ScorerSummary(str(name), int(scored), int(skipped), mean)
+                )
+            rows = connection.execute(
+                f"{_GATE_SELECT} ORDER BY g.candidate_eval_id, g.gate_id"
+            ).fetchall()
+        for row in rows:
+            record = _gate_from_row(row)
+            gates.setdefault(record.candidate_eval_id, []).append(record)
+        return summaries, gates
+
     def gate_results(self, candidate_eval_id: int) -> list[GateResultRecord]:
         with self.store.reading() as connection:
             rows = connection.execute(
-                """SELECT g.gate_id, g.baseline_eval_id, b.label, g.candidate_eval_id, c.label,
-                          g.spec_hash, g.spec, g.passed, g.verdict, g.created_at
-                   FROM gate_results g
-                   LEFT JOIN evals b ON b.eval_id = g.baseline_eval_id
-                   LEFT JOIN evals c ON c.eval_id = g.candidate_eval_id
-                   WHERE g.candidate_eval_id = ? ORDER BY g.gate_id""",
+                f"{_GATE_SELECT} WHERE g.candidate_eval_id = ? ORDER BY g.gate_id",
                 [candidate_eval_id],
             ).fetchall()
         return [_gate_from_row(row) for row in rows]

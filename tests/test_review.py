@@ -356,3 +356,21 @@ def test_default_pair_needs_two_evals(tmp_path: Path) -> None:
     evals, _ = repositories(workspace)
     with pytest.raises(InputError, match="two evals"):
         default_pair(evals)
+
+
+def test_summaries_and_gates_in_one_read_equal_the_per_eval_reads(
+    pair_workspace: Workspace, tmp_path: Path
+) -> None:
+    from core.evals.service import run_gate
+
+    evals, _reviews = repositories(pair_workspace)
+    spec = tmp_path / "gate.yaml"
+    spec.write_text("scorer: exact\nmargin: 0.05\nrules:\n  - {slice: billing, kind: target}\n")
+    run_gate(evals, spec, "base", "tuned")
+    run_gate(evals, spec, "tuned", "base")
+    run_gate(evals, spec, "base", "tuned")
+    summaries, gates = evals.summaries_and_gates()
+    for record in evals.list_evals():
+        assert summaries[record.eval_id] == evals.score_summaries(record.eval_id)
+        assert gates[record.eval_id] == evals.gate_results(record.eval_id)
+    assert [g.baseline_eval_id for g in gates[2]] == [1, 1]

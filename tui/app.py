@@ -26,11 +26,16 @@ from tui.commands import FtodCommands
 from tui.screens.base import FtodScreen, error_text
 from tui.screens.datasets import DatasetsScreen
 from tui.screens.error import ErrorScreen
+from tui.screens.evals import EvalsScreen
 from tui.screens.help import HelpScreen, help_entries
 from tui.screens.launch import LaunchScreen
 from tui.screens.runs import RunsScreen
 
-INITIAL_SCREENS: dict[str, type[Screen[None]]] = {"datasets": DatasetsScreen, "runs": RunsScreen}
+INITIAL_SCREENS: dict[str, type[Screen[None]]] = {
+    "datasets": DatasetsScreen,
+    "runs": RunsScreen,
+    "evals": EvalsScreen,
+}
 
 
 class FtodApp(App[None]):
@@ -43,6 +48,14 @@ class FtodApp(App[None]):
         Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Leave ftod"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="The keys of this screen"),
         Binding("t", "runs", "Runs", id="app.runs", tooltip="Training runs, live"),
+        Binding(
+            "v",
+            "evals",
+            "Evals",
+            show=False,
+            id="app.evals",
+            tooltip="Every eval; enter opens the review room on a pair",
+        ),
         Binding("D", "datasets", "Datasets", show=False, id="app.datasets", tooltip="The datasets"),
     ]
 
@@ -121,6 +134,9 @@ class FtodApp(App[None]):
 
     def action_runs(self) -> None:
         self._show_screen_kind(RunsScreen)
+
+    def action_evals(self) -> None:
+        self._show_screen_kind(EvalsScreen)
 
     def action_datasets(self) -> None:
         self._show_screen_kind(DatasetsScreen)

@@ -1,7 +1,8 @@
 """The command palette (ctrl+p): commands that depend on where the user is.
 
 "Open dataset NAME" for each dataset the datasets screen has loaded, "Show findings:
-CHECK" for each check of the version open on the stack, "Add dataset file…" and "Help".
+CHECK" for each check of the version open on the stack, "Add dataset file…", "Evals" and
+"Help".
 Nothing here reads the store: it offers what the screens already loaded.
 """
 
@@ -77,6 +78,13 @@ class FtodCommands(Provider):
                     datasets_screen.action_add,
                 )
             )
+        found.append(
+            PaletteCommand(
+                "Evals",
+                "Every eval of the workspace; enter opens the review room on a pair",
+                partial(app.run_action, "evals"),
+            )
+        )
         found.append(
             PaletteCommand("Help", "The keys of this screen", partial(app.run_action, "help"))
         )

@@ -161,8 +161,8 @@ def test_the_app_opens_nothing_until_it_runs(tmp_path: Path) -> None:
     workspace = Workspace(tmp_path / ".ftod")
     FtodApp(workspace)
     assert not workspace.root.exists()
-    with pytest.raises(ValueError, match="initial_screen 'evals'"):
-        FtodApp(workspace, initial_screen="evals")
+    with pytest.raises(ValueError, match="initial_screen 'nope'"):
+        FtodApp(workspace, initial_screen="nope")
 
 
 def test_text_cells_are_rich_text() -> None:

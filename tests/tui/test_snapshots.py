@@ -7,6 +7,7 @@ before committing them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
@@ -106,3 +107,22 @@ def test_run_detail_gpu_panel(
 
     app = runs_app(recorded_runs_workspace)
     assert snap_compare(app, terminal_size=size, run_before=keys("enter", "3"))
+
+
+@pytest.fixture
+def evals_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    from tests.tui.test_evals_screen import build_evals_workspace
+
+    project = tmp_path / "project"
+    workspace = build_evals_workspace(project)
+    monkeypatch.chdir(project)  # the status line shows the workspace path
+    return workspace
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_evals_list(
+    snap_compare: SnapCompare, evals_workspace: Workspace, size: tuple[int, int]
+) -> None:
+    # tuned marked as the baseline (B), tuned-v2 highlighted: its gate verdict in the panel.
+    run_before = keys("v", "j", "b", "j")
+    assert snap_compare(make_app(evals_workspace), terminal_size=size, run_before=run_before)
