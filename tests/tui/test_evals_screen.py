@@ -158,6 +158,11 @@ async def open_evals(app: FtodApp, pilot: object) -> EvalsScreen:
     await press(pilot, "v")
     screen = app.screen
     assert isinstance(screen, EvalsScreen)
+    if screen.table.row_count:
+        # It opens on the newest eval, the one most likely to be reviewed next; the tests
+        # below walk down from the top.
+        assert screen.selected_eval_id() == screen.entries[-1].eval_id
+        await press(pilot, "g")
     return screen
 
 
@@ -169,7 +174,7 @@ async def test_v_opens_the_table_of_every_eval(evals_workspace: Workspace) -> No
         assert rows_of(screen) == [
             [" ", "base", "#1", "support@1", "8", "exact 0.500", "—"],
             [" ", "tuned", "#2", "support@1", "8", "exact 0.500", "—"],
-            [" ", "tuned-v2", "#3", "support@1", "8", "chrf 1.000  exact 1.0…", "FAIL"],
+            [" ", "tuned-v2", "#3", "support@1", "8", "exact 1.000  chrf 1.0…", "FAIL"],
             [" ", "tuned-v3", "#4", "support@1", "8", "exact 0.125", "—"],
             [" ", "faq-base", "#5", "faq@1", "1", "exact 1.000", "—"],
         ]
@@ -206,7 +211,7 @@ async def test_wide_table_shows_model_and_created(evals_workspace: Workspace) ->
             "—",
             "2026-01-02 03:04",
         ]
-        assert rows[2][4] == "—" and rows[2][6] == "chrf 1.000  exact 1.000"
+        assert rows[2][4] == "—" and rows[2][6] == "exact 1.000  chrf 1.000"
 
 
 async def test_enter_reviews_against_the_latest_earlier_eval(evals_workspace: Workspace) -> None:
@@ -303,7 +308,7 @@ async def test_enter_before_the_gates_are_read_reads_them_first(
         assert isinstance(screen, EvalsScreen)
         await wait_for(pilot, lambda: screen.table.row_count == 5, timeout=10)
         assert [row[5:] for row in rows_of(screen)] == [["…", "…"]] * 5
-        await pilot.press("j", "j")
+        await pilot.press("g", "j", "j")
         await wait_for(pilot, lambda: screen.selected_eval_id() == 3, timeout=10)
         assert static_text(screen.detail).startswith("reading its gate results…")
         await pilot.press("enter")
@@ -315,7 +320,7 @@ async def test_enter_before_the_gates_are_read_reads_them_first(
         await settle(pilot)
         await press(pilot, "escape")
         assert showing(app, screen)
-        assert rows_of(screen)[2][5:] == ["chrf 1.000  exact 1.0…", "FAIL"]
+        assert rows_of(screen)[2][5:] == ["exact 1.000  chrf 1.0…", "FAIL"]
 
 
 async def test_no_baseline_is_a_message_not_a_crash(evals_workspace: Workspace) -> None:

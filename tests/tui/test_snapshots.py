@@ -124,5 +124,5 @@ def test_evals_list(
     snap_compare: SnapCompare, evals_workspace: Workspace, size: tuple[int, int]
 ) -> None:
     # tuned marked as the baseline (B), tuned-v2 highlighted: its gate verdict in the panel.
-    run_before = keys("v", "j", "b", "j")
+    run_before = keys("v", "g", "j", "b", "j")
     assert snap_compare(make_app(evals_workspace), terminal_size=size, run_before=run_before)

@@ -87,7 +87,9 @@ class EvalEntry:
 
     @property
     def summaries(self) -> tuple[ScorerSummary, ...]:
-        return self.details.summaries if self.details is not None else ()
+        if self.details is None:
+            return ()
+        return in_named_order(self.record, self.details.summaries)
 
     @property
     def gates(self) -> tuple[GateResultRecord, ...]:
@@ -200,6 +202,15 @@ def format_mean(value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def in_named_order(
+    record: EvalRecord, summaries: Sequence[ScorerSummary]
+) -> tuple[ScorerSummary, ...]:
+    """The summaries in the order the eval named its scorers (the first is the one that
+    matters most to whoever named them), others after."""
+    order = {name: index for index, name in enumerate(record.scorer_names)}
+    return tuple(sorted(summaries, key=lambda s: (order.get(s.scorer, len(order)), s.scorer)))
+
+
 def scores_text(summaries: Sequence[ScorerSummary]) -> str:
     """'exact 0.625 chrf 0.412': each stored scorer with its mean."""
     return "  ".join(f"{summary.scorer} {format_mean(summary.mean)}" for summary in summaries)
@@ -280,6 +291,7 @@ class EvalsScreen(FtodScreen):
         self._loaded = False
         self._failed = False  # after a failed read, only `r` retries (no modal loop)
         self._wide: bool | None = None
+        self._placed = False
 
     # -- typed accessors -----------------------------------------------------------------
     @property
@@ -452,6 +464,10 @@ class EvalsScreen(FtodScreen):
         shown_ids = {entry.eval_id for entry in self._shown}
         if selected is not None and selected in shown_ids:
             table.move_cursor(row=table.get_row_index(str(selected)), animate=False)
+        elif not self._placed and self._shown:
+            # First fill: start on the newest eval, the one most likely to be reviewed.
+            self._placed = True
+            table.move_cursor(row=len(self._shown) - 1, animate=False)
         empty = self._loaded and not self._entries
         self.empty_panel.display = empty
         table.display = not empty
