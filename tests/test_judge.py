@@ -380,3 +380,66 @@ def test_a_reader_that_goes_away_is_not_an_error(pair_workspace: Workspace) -> N
     errors = process.stderr.read().decode()
     assert process.wait(timeout=60) == 1, errors  # click's and rich's code for a closed pipe
     assert "Internal error" not in errors and "Traceback" not in errors
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crash_mid_judge_keeps_its_readings_and_resume_judges_only_the_rest(
+    pair_workspace: Workspace, tmp_path: Path
+) -> None:
+    from core.evals.generate import _meta_path
+    from core.evals.judge import judge_partial_path, read_judge_checkpoint, run_judge
+
+    store = Store.open(pair_workspace)
+    evals, judges = EvalRepository(store), JudgeRepository(store)
+
+    def crash_after_two_batches(done: int, total: int) -> None:
+        if done >= 4:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_judge(
+            evals,
+            judges,
+            "base",
+            "tuned",
+            model=str(JUDGE_MODEL),
+            batch_size=2,
+            progress=crash_after_two_batches,
+            workspace=pair_workspace,
+        )
+    partial = judge_partial_path(pair_workspace, 1, 2)
+    assert len(read_judge_checkpoint(partial)) == 4
+    assert stored_runs(pair_workspace, 1, 2) == []  # nothing half-stored
+    with partial.open("a") as handle:
+        handle.write('{"line": 7, "order": 1, "p": [0.2')  # torn by the crash
+
+    refused = judge(pair_workspace, "base", "tuned")
+    assert refused.exit_code == 2 and "--resume" in refused.output
+    template = tmp_path / "other.txt"
+    template.write_text("Better? {response_a} or {response_b}")
+    other = judge(pair_workspace, "base", "tuned", "--resume", "--template", str(template))
+    assert other.exit_code == 2 and "other settings" in other.output
+
+    seen: list[tuple[int, int]] = []
+    outcome = run_judge(
+        evals,
+        judges,
+        "base",
+        "tuned",
+        model=str(JUDGE_MODEL),
+        batch_size=2,
+        progress=lambda done, total: seen.append((done, total)),
+        workspace=pair_workspace,
+        resume=True,
+    )
+    assert seen[0] == (4, 16) and seen[-1] == (16, 16)
+    assert len(seen) == 1 + 6  # the 12 missing readings in batches of 2
+    assert not partial.exists() and not _meta_path(partial).exists()
+    resumed = judges.verdicts(outcome.run.judge_id)
+    fresh = run_judge(evals, judges, "base", "tuned", model=str(JUDGE_MODEL), batch_size=2)
+    for got, want in zip(resumed, judges.verdicts(fresh.run.judge_id), strict=True):
+        assert (got.line, got.verdict) == (want.line, want.verdict)
+        assert got.p_candidate == pytest.approx(want.p_candidate, abs=1e-5)

@@ -100,6 +100,7 @@ def judge_group() -> None:
     type=int,
     help="Clip the conversation, reference and each answer to this many characters.",
 )
+@click.option("--resume", is_flag=True, help="Continue a crashed judge run from its checkpoint.")
 @json_option
 @click.pass_context
 @reports_errors
@@ -111,11 +112,14 @@ def judge_run(
     template_path: Path | None,
     batch_size: int,
     max_field_chars: int,
+    resume: bool,
     as_json: bool,
 ) -> None:
     """Judge every example both evals answered, twice (answers swapped), and store the run.
 
     A verdict stands when both orders agree, else it is `inconsistent` (counted as a tie).
+    Readings are checkpointed under .ftod/evals/ as they finish; after a crash, run the same
+    command with --resume.
     """
     from core.evals.judge import judge_agreement, run_judge
 
@@ -131,6 +135,8 @@ def judge_run(
             batch_size=batch_size,
             max_field_chars=max_field_chars,
             progress=(lambda done, total: update("judge", done, total)) if update else None,
+            workspace=_workspace(ctx),
+            resume=resume,
         )
     run = outcome.run
     agreement = judge_agreement(

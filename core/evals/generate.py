@@ -17,7 +17,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -590,9 +590,16 @@ def _meta_path(partial: Path) -> Path:
     return partial.with_name(partial.name.removesuffix(".jsonl") + ".meta.json")
 
 
-def _check_partial(partial: Path, resume: bool, label: str, settings: Mapping[str, Any]) -> int:
-    """How many outputs a resumed run keeps; refuses a partial file made with other settings
-    (a resumed eval must not mix two models' or two prompts' outputs)."""
+def _check_partial(
+    partial: Path,
+    resume: bool,
+    label: str,
+    settings: Mapping[str, Any],
+    reader: Callable[[Path], Sized] = read_checkpoint,
+) -> int:
+    """How many records a resumed run keeps (`reader` parses the partial file); refuses a
+    partial file made with other settings (a resumed eval must not mix two models' or two
+    prompts' outputs)."""
     meta = _meta_path(partial)
     if partial.exists() and not resume:
         raise InputError(
@@ -610,7 +617,7 @@ def _check_partial(partial: Path, resume: bool, label: str, settings: Mapping[st
                 f"--resume: {partial} was generated with other settings ({listed}); rerun "
                 "with the original settings, or delete the file to start over"
             )
-    return len(read_checkpoint(partial)) if partial.exists() else 0
+    return len(reader(partial)) if partial.exists() else 0
 
 
 def _start_partial(partial: Path, settings: Mapping[str, Any]) -> None:

@@ -16,7 +16,9 @@ torch and transformers are imported inside functions only.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ from store.judges import (
     JudgeVerdict,
 )
 from store.reviews import ReviewRecord
+from store.workspace import Workspace
 
 Progress = Callable[[int, int], None]
 
@@ -230,6 +233,51 @@ def combine_orders(
     )
 
 
+# -- the checkpoint ------------------------------------------------------------------------------
+
+Reading = tuple[float, float, float]
+
+
+def judge_partial_path(workspace: Workspace, baseline_eval_id: int, candidate_eval_id: int) -> Path:
+    return workspace.root / "evals" / f"judge-{baseline_eval_id}-{candidate_eval_id}.partial.jsonl"
+
+
+def read_judge_checkpoint(path: Path) -> dict[tuple[int, int], Reading]:
+    """Finished readings (line, order) → P(A), P(B), P(C) of a crashed judge run; a torn last
+    line (a crash mid-write) is dropped."""
+    if not path.is_file():
+        return {}
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(end)
+    done: dict[tuple[int, int], Reading] = {}
+    for number, raw in enumerate(data[:end].splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+            p_a, p_b, p_c = (float(value) for value in record["p"])
+            done[(int(record["line"]), int(record["order"]))] = (p_a, p_b, p_c)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise InputError(
+                f"{path}: line {number} is not a finished judge reading ({error}); delete the "
+                "file to start over"
+            ) from error
+    return done
+
+
+def _append_readings(path: Path, readings: Sequence[tuple[int, int, Reading]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        for line, order, probabilities in readings:
+            handle.write(json.dumps({"line": line, "order": order, "p": list(probabilities)}))
+            handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 # -- running the judge ---------------------------------------------------------------------------
 
 
@@ -330,8 +378,13 @@ def judge_examples(
     batch_size: int = 8,
     max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
     progress: Progress | None = None,
+    checkpoint_file: Path | None = None,
 ) -> list[JudgedExample]:
-    """Judge every example in both orders with a loaded model (core.evals.generate.LoadedModel)."""
+    """Judge every example in both orders with a loaded model (core.evals.generate.LoadedModel).
+
+    With `checkpoint_file`, readings already there are kept and each finished batch is
+    appended (and fsynced) to it, so a crash loses at most one batch.
+    """
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, not {batch_size}")
     tokenizer = loaded.tokenizer
@@ -356,18 +409,33 @@ def judge_examples(
             requests.append(_Request(example.line, order, ids))
     # Every prompt is checked before the first forward pass, so a long example fails the run
     # at once instead of after an hour. Length-sorted batches waste little on padding.
-    ordered = sorted(requests, key=lambda request: len(request.input_ids))
-    readings: dict[tuple[int, int], tuple[float, float, float]] = {}
+    readings: dict[tuple[int, int], Reading] = {}
+    if checkpoint_file is not None:
+        wanted = {(request.line, request.order) for request in requests}
+        readings = {
+            key: value
+            for key, value in read_judge_checkpoint(checkpoint_file).items()
+            if key in wanted
+        }
+    todo = [r for r in requests if (r.line, r.order) not in readings]
+    ordered = sorted(todo, key=lambda request: len(request.input_ids))
+    total = len(requests)
     if progress is not None:
-        progress(0, len(ordered))
+        progress(len(readings), total)
     for start in range(0, len(ordered), batch_size):
         batch = ordered[start : start + batch_size]
-        for request, probabilities in zip(
-            batch, _score_batch(loaded, batch, choice_ids), strict=True
-        ):
-            readings[(request.line, request.order)] = probabilities
+        finished = [
+            (request.line, request.order, probabilities)
+            for request, probabilities in zip(
+                batch, _score_batch(loaded, batch, choice_ids), strict=True
+            )
+        ]
+        if checkpoint_file is not None:
+            _append_readings(checkpoint_file, finished)
+        for line, order, probabilities in finished:
+            readings[(line, order)] = probabilities
         if progress is not None:
-            progress(min(start + batch_size, len(ordered)), len(ordered))
+            progress(len(readings), total)
     return [
         combine_orders(example.line, readings[(example.line, 0)], readings[(example.line, 1)])
         for example in inputs.examples
@@ -391,16 +459,47 @@ def run_judge(
     batch_size: int = 8,
     max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
     progress: Progress | None = None,
+    workspace: Workspace | None = None,
+    resume: bool = False,
 ) -> JudgeOutcome:
-    """Judge the pair with a local model and store the run (all verdicts, or nothing)."""
-    from core.evals.generate import load_model, resolve_model
+    """Judge the pair with a local model and store the run (all verdicts, or nothing).
+
+    With a workspace, readings are checkpointed under .ftod/evals/ as they finish; after a
+    crash, the same call with `resume=True` judges only what is missing.
+    """
+    from core.evals.generate import (
+        _check_partial,
+        _meta_path,
+        _start_partial,
+        load_model,
+        resolve_model,
+    )
 
     if max_field_chars < 1:
         raise InputError(f"--max-field-chars must be at least 1, not {max_field_chars}")
     template = load_template(template_path)
     inputs = load_judge_inputs(evals, baseline_ref, candidate_ref)
     resolved = resolve_model(model)
+    partial = None
+    checkpoint_settings = {
+        "judge_model": resolved,
+        "template_sha256": template.sha256,
+        "max_field_chars": max_field_chars,
+        "baseline": inputs.baseline.label,
+        "candidate": inputs.candidate.label,
+    }
+    if workspace is not None:
+        partial = judge_partial_path(workspace, inputs.baseline.eval_id, inputs.candidate.eval_id)
+        _check_partial(
+            partial,
+            resume,
+            f"judge of {inputs.candidate.label} vs {inputs.baseline.label}",
+            checkpoint_settings,
+            read_judge_checkpoint,
+        )
     loaded = load_model(resolved)
+    if partial is not None:
+        _start_partial(partial, checkpoint_settings)
     verdicts = judge_examples(
         loaded,
         template,
@@ -408,6 +507,7 @@ def run_judge(
         batch_size=batch_size,
         max_field_chars=max_field_chars,
         progress=progress,
+        checkpoint_file=partial,
     )
     settings = {
         "judge_model_path": resolved,
@@ -427,6 +527,10 @@ def run_judge(
         settings=settings,
         verdicts=verdicts,
     )
+    if partial is not None:
+        # Stored: the checkpoint has served its purpose.
+        partial.unlink(missing_ok=True)
+        _meta_path(partial).unlink(missing_ok=True)
     slices = {example.line: example.slice for example in inputs.examples}
     return JudgeOutcome(run, summarize(verdicts, slices))
 
