@@ -64,3 +64,61 @@ def test_kill_9_during_add_leaves_no_half_version(workspace: Any, tmp_path: Path
     outcome = add_dataset(workspace, repository, path, "big")  # ...the next add succeeds
     assert outcome.created and outcome.version.rows_total == 60_000
     assert list(staging.glob("ingest-*")) == []  # ...and cleaned the orphan up
+
+
+def test_kill_9_during_judge_keeps_finished_readings_for_resume(tmp_path: Path) -> None:
+    """A real `ftod judge run` killed mid-run: nothing stored, finished readings kept, and
+    `--resume` completes the run without judging them again."""
+    from core.evals.judge import judge_partial_path, read_judge_checkpoint
+    from core.evals.service import import_eval
+    from store.evals import EvalRepository
+    from store.judges import JudgeRepository
+    from store.workspace import init_workspace
+    from tests.conftest import chat
+
+    workspace, _ = init_workspace(tmp_path / "project")
+    rows = [
+        chat(f"Ticket {i}: where is order {i * 7}?", f"Order {i * 7} ships today.")
+        for i in range(300)
+    ]
+    store = Store.open(workspace)
+    datasets, evals = DatasetRepository(store), EvalRepository(store)
+    add_dataset(workspace, datasets, write_jsonl(tmp_path / "d.jsonl", rows), "tickets")
+    for label, text in (("base", "It ships soon."), ("tuned", "Order ships today.")):
+        outputs = [{"line": i + 1, "output": f"{text} ({i})"} for i in range(300)]
+        import_eval(
+            datasets, evals, "tickets@1", write_jsonl(tmp_path / f"{label}.jsonl", outputs), label
+        )
+    model = ROOT / "sample_runs" / "base_model"
+    command = [
+        *(sys.executable, "-m", "tui.cli", "--workspace", str(workspace.root), "judge", "run"),
+        *("--baseline", "base", "--candidate", "tuned", "--model", str(model), "--batch-size", "1"),
+    ]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    partial = judge_partial_path(workspace, 1, 2)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(read_judge_checkpoint(partial)) < 20:
+        assert process.poll() is None, "the judge finished before it could be killed"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+    judges = JudgeRepository(Store.open(workspace))
+    assert judges.runs(1, 2) == []
+    kept = len(read_judge_checkpoint(partial))
+    assert 20 <= kept < 600
+    resumed = subprocess.run(
+        [*command, "--resume", "--json"], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    (run,) = judges.runs(1, 2)
+    assert run.examples == 300 and len(judges.verdicts(run.judge_id)) == 300
+    assert not partial.exists()
