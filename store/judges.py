@@ -182,6 +182,16 @@ class JudgeRepository:
             ).fetchall()
         return [_run(row) for row in rows]
 
+    def runs_of_candidate(self, candidate_eval_id: int) -> list[JudgeRunRecord]:
+        """Every judge run with this eval as the candidate, oldest first."""
+        with self.store.reading() as connection:
+            rows = connection.execute(
+                f"""SELECT {_RUN_COLUMNS} FROM judge_runs WHERE candidate_eval_id = ?
+                    ORDER BY judge_id""",
+                [candidate_eval_id],
+            ).fetchall()
+        return [_run(row) for row in rows]
+
     def latest_run(self, baseline_eval_id: int, candidate_eval_id: int) -> JudgeRunRecord | None:
         runs = self.runs(baseline_eval_id, candidate_eval_id)
         return runs[-1] if runs else None

@@ -229,6 +229,17 @@ def test_judge_asks_both_orders_and_stores_every_example(pair_workspace: Workspa
     assert (
         counts["candidate_wins"] + counts["baseline_wins"] + counts["ties"] + counts["inconsistent"]
     ) == 8
+    # `evals show` of the candidate lists the run, marked as the judge's.
+    shown = json.loads(run_cli(pair_workspace, "evals", "show", "tuned", "--json").stdout)
+    (listed,) = shown["judge_runs"]
+    assert listed["kind"] == "llm_judge" and listed["baseline"] == "base"
+    assert listed["overall"] == counts
+    assert (
+        json.loads(run_cli(pair_workspace, "evals", "show", "base", "--json").stdout)["judge_runs"]
+        == []
+    )
+    text = run_cli(pair_workspace, "evals", "show", "tuned").stdout
+    assert "LLM judge 1" in text and "not human verdicts" in text
 
 
 def test_stored_readings_match_an_unbatched_forward_pass(pair_workspace: Workspace) -> None:

@@ -183,11 +183,30 @@ def evals_list(ctx: click.Context, as_json: bool) -> None:
 @reports_errors
 def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """One eval (by id or label): scorers and their means, slices, gate results."""
+    from core.evals.judge import summarize
     from core.evals.service import describe_eval
+    from store.judges import JudgeRepository
 
-    details = describe_eval(_eval_repository(ctx), ref)
+    evals = _eval_repository(ctx)
+    details = describe_eval(evals, ref)
+    judges = JudgeRepository(evals.store)
+    judged = []
+    for run in judges.runs_of_candidate(details.record.eval_id):
+        overall = summarize(judges.verdicts(run.judge_id), {}).overall
+        baseline = evals.eval_by_id(run.baseline_eval_id).label
+        judged.append((run, baseline, overall))
     if as_json:
-        click.echo(json.dumps(details.as_json(), ensure_ascii=False, default=str))
+        payload = details.as_json()
+        payload["judge_runs"] = [
+            {
+                "kind": "llm_judge",
+                **run.as_json(),
+                "baseline": baseline,
+                "overall": overall.as_json(),
+            }
+            for run, baseline, overall in judged
+        ]
+        click.echo(json.dumps(payload, ensure_ascii=False, default=str))
         return
     record = details.record
     console = _console()
@@ -215,6 +234,15 @@ def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         console.print(
             f"  gate {result.gate_id}: {mark} against {result.baseline_label} "
             f"(spec {result.spec_hash[:12]}, {result.created_at:%Y-%m-%d %H:%M})"
+        )
+    for run, baseline, overall in judged:
+        console.print(
+            f"  [magenta]LLM judge {run.judge_id}[/] ({run.judge_model}) against {baseline}: "
+            f"candidate {overall.candidate_wins}, baseline {overall.baseline_wins}, tie "
+            f"{overall.ties}, inconsistent {overall.inconsistent}; win rate "
+            f"{_number(overall.win_rate, 3)} [dim](judge scores, not human verdicts)[/]",
+            markup=True,
+            soft_wrap=True,
         )
 
 
