@@ -10,11 +10,14 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from store.datasets import DatasetRepository
 from store.errors import FtodError
 from store.workspace import Workspace
+from tui.widgets.search import SearchBar
+from tui.widgets.table import FtodTable
 
 
 class DataSource(Protocol):
@@ -90,3 +93,42 @@ class FtodScreen(Screen[None]):
             return
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
+
+
+class FilteredListScreen(FtodScreen):
+    """A list screen whose `/` filter line refills its table as the text changes.
+
+    Subclasses provide `table`, `search_bar` and `_fill_table` (which reads the filter).
+    """
+
+    @property
+    def table(self) -> FtodTable:
+        raise NotImplementedError
+
+    @property
+    def search_bar(self) -> SearchBar:
+        raise NotImplementedError
+
+    def _fill_table(self) -> None:
+        raise NotImplementedError
+
+    def action_search(self) -> None:
+        self.search_bar.open()
+
+    def has_open_search(self) -> bool:
+        return self.search_bar.is_open
+
+    def close_search(self) -> None:
+        self.search_bar.close()
+        self._fill_table()
+        self.table.focus()
+
+    @on(Input.Changed)
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if event.input is self.search_bar:
+            self._fill_table()
+
+    @on(Input.Submitted)
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if event.input is self.search_bar:
+            self.table.focus()

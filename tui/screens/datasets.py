@@ -10,12 +10,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
 from store.datasets import DatasetListing
 from tui.formatting import display_path, format_count, format_when, short_hash
 from tui.screens.add_dataset import AddDatasetScreen, AddResult
-from tui.screens.base import DataSource, FtodScreen, error_text
+from tui.screens.base import DataSource, FilteredListScreen, error_text
 from tui.screens.version import VersionScreen
 from tui.widgets.search import SearchBar
 from tui.widgets.table import FtodTable
@@ -41,7 +41,7 @@ COLUMNS: tuple[tuple[str | Text, str], ...] = (
 )
 
 
-class DatasetsScreen(FtodScreen):
+class DatasetsScreen(FilteredListScreen):
     """A table of datasets; enter opens the latest version, `a` adds a file."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -191,25 +191,6 @@ class DatasetsScreen(FtodScreen):
 
     def action_reload(self) -> None:
         self.reload()
-
-    def action_search(self) -> None:
-        self.search_bar.open()
-
-    def has_open_search(self) -> bool:
-        return self.search_bar.is_open
-
-    def close_search(self) -> None:
-        self.search_bar.close()
-        self._fill_table()
-        self.table.focus()
-
-    @on(Input.Changed, "#datasets-search")
-    def _filter_changed(self) -> None:
-        self._fill_table()
-
-    @on(Input.Submitted, "#datasets-search")
-    def _filter_submitted(self) -> None:
-        self.table.focus()
 
 
 def _row_cells(listing: DatasetListing) -> tuple[str | Text, ...]:

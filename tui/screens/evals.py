@@ -22,12 +22,12 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from store.evals import EvalRecord, EvalRepository, GateResultRecord, ScorerSummary
 from tui.formatting import display_path, format_count, format_when
-from tui.screens.base import DataSource, FtodScreen, error_text
+from tui.screens.base import DataSource, FilteredListScreen, error_text
 from tui.widgets.search import SearchBar
 from tui.widgets.table import FtodTable
 
@@ -247,7 +247,7 @@ class EvalsTable(FtodTable):
     ]
 
 
-class EvalsScreen(FtodScreen):
+class EvalsScreen(FilteredListScreen):
     """A table of evals; `b` marks a baseline, enter reviews the highlighted eval against it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -634,22 +634,3 @@ class EvalsScreen(FtodScreen):
 
     def action_reload(self) -> None:
         self.reload()
-
-    def action_search(self) -> None:
-        self.search_bar.open()
-
-    def has_open_search(self) -> bool:
-        return self.search_bar.is_open
-
-    def close_search(self) -> None:
-        self.search_bar.close()
-        self._fill_table()
-        self.table.focus()
-
-    @on(Input.Changed, "#evals-search")
-    def _filter_changed(self) -> None:
-        self._fill_table()
-
-    @on(Input.Submitted, "#evals-search")
-    def _filter_submitted(self) -> None:
-        self.table.focus()
