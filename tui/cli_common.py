@@ -139,3 +139,13 @@ def _announce_wait_once() -> Callable[[float], None]:
             said = True
 
     return announce
+
+
+class RunByDefaultGroup(click.Group):
+    """A group where options without a subcommand mean its `run` subcommand:
+    `ftod eval --model …` is `ftod eval run --model …`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)

@@ -14,6 +14,7 @@ import click
 from tui.cli_common import (
     EXIT_FAILED,
     EXIT_OK,
+    RunByDefaultGroup,
     _announce_wait_once,
     _repository,
     _workspace,
@@ -55,17 +56,7 @@ def _console() -> Any:
     return console
 
 
-class _EvalGroup(click.Group):
-    """`ftod eval --model …` is `ftod eval run --model …`: the issue's spelling of generation
-    keeps working next to `ftod eval import`."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
-@click.group("eval", cls=_EvalGroup)
+@click.group("eval", cls=RunByDefaultGroup)
 def eval_group() -> None:
     """Produce an eval: `ftod eval run` (or `ftod eval --model …`) generates outputs with a
     local model; `ftod eval import` brings outputs made elsewhere (see also `ftod evals`,

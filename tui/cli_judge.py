@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from tui.cli_common import (
+    RunByDefaultGroup,
     _announce_wait_once,
     _workspace,
     json_option,
@@ -66,16 +67,7 @@ def _print_agreement(agreement: Any) -> None:
         )
 
 
-class _JudgeGroup(click.Group):
-    """`ftod judge --baseline …` is `ftod judge run --baseline …`."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
-@click.group("judge", cls=_JudgeGroup)
+@click.group("judge", cls=RunByDefaultGroup)
 def judge_group() -> None:
     """LLM-as-judge: a local model compares baseline and candidate outputs pairwise, asked in
     both orders; shown as judge scores, with its agreement with human reviewers."""

@@ -240,17 +240,23 @@ def load_model(model: str, adapter: AdapterSource | None = None) -> LoadedModel:
 # -- the checkpoint ------------------------------------------------------------------------------
 
 
-def read_checkpoint(path: Path, lines: set[int] | None = None) -> dict[int, EvalOutput]:
-    """Finished outputs of a partial eval; a torn last line (a crash mid-write) is dropped."""
+def finished_lines(path: Path) -> list[bytes]:
+    """The complete lines of an append-only checkpoint; a torn last line (a crash mid-write)
+    is cut off the file, so appending after it starts on a fresh line."""
     if not path.is_file():
-        return {}
+        return []
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
         with path.open("r+b") as handle:
             handle.truncate(end)
+    return data[:end].splitlines()
+
+
+def read_checkpoint(path: Path, lines: set[int] | None = None) -> dict[int, EvalOutput]:
+    """Finished outputs of a partial eval; a torn last line (a crash mid-write) is dropped."""
     done: dict[int, EvalOutput] = {}
-    for number, raw in enumerate(data[:end].splitlines(), start=1):
+    for number, raw in enumerate(finished_lines(path), start=1):
         if not raw.strip():
             continue
         try:

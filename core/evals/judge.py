@@ -245,15 +245,10 @@ def judge_partial_path(workspace: Workspace, baseline_eval_id: int, candidate_ev
 def read_judge_checkpoint(path: Path) -> dict[tuple[int, int], Reading]:
     """Finished readings (line, order) → P(A), P(B), P(C) of a crashed judge run; a torn last
     line (a crash mid-write) is dropped."""
-    if not path.is_file():
-        return {}
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(end)
+    from core.evals.generate import finished_lines
+
     done: dict[tuple[int, int], Reading] = {}
-    for number, raw in enumerate(data[:end].splitlines(), start=1):
+    for number, raw in enumerate(finished_lines(path), start=1):
         if not raw.strip():
             continue
         try:
