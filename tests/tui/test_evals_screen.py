@@ -443,3 +443,32 @@ def test_model_text(evals_workspace: Workspace) -> None:
         "Qwen/Qwen2.5-0.5B-Instruct + runs/lora-r8",
         "",
     ]
+
+
+async def test_a_failed_read_is_said_on_the_status_line_and_r_retries(
+    evals_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from store.errors import InputError
+    from tui.screens.error import ErrorScreen
+
+    real = EvalRepository.list_evals
+
+    def broken(evals: EvalRepository) -> list[object]:
+        raise InputError("the store is unreadable", title="Store unreadable")
+
+    monkeypatch.setattr(EvalRepository, "list_evals", broken)
+    app = make_app(evals_workspace)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "v")
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorScreen)  # the app shows the error once
+        await press(pilot, "escape")
+        screen = app.screen
+        assert isinstance(screen, EvalsScreen)
+        assert static_text(screen.status).startswith(
+            "Could not read the evals: the store is unreadable (r retries)"
+        )
+        monkeypatch.setattr(EvalRepository, "list_evals", real)
+        await press(pilot, "r")
+        await wait_for(pilot, lambda: screen.table.row_count == 5, timeout=10)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, cast
 
+from rich.text import Text
 from textual import on
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Input
+from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from store.datasets import DatasetRepository
@@ -96,10 +97,30 @@ class FtodScreen(Screen[None]):
 
 
 class FilteredListScreen(FtodScreen):
-    """A list screen whose `/` filter line refills its table as the text changes.
+    """A list screen whose `/` filter line refills its table as the text changes, and whose
+    failed read is said on its status line (after it, only `r` retries: no modal loop).
 
-    Subclasses provide `table`, `search_bar` and `_fill_table` (which reads the filter).
+    Subclasses provide `table`, `search_bar`, `status`, `_fill_table` (which reads the
+    filter) and `ITEMS`, what the list holds ("datasets").
     """
+
+    ITEMS: ClassVar[str] = "items"
+    _failed = False
+
+    @property
+    def status(self) -> Static:
+        raise NotImplementedError
+
+    def load_failed(self, error: BaseException | None) -> None:
+        self._failed = True
+        self.table.loading = False
+        self.status.update(
+            Text.assemble(
+                (f"Could not read the {self.ITEMS}: ", "bold red"),
+                error_text(error),
+                (" (r retries)", "dim"),
+            )
+        )
 
     @property
     def table(self) -> FtodTable:

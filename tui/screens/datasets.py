@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from store.datasets import DatasetListing
 from tui.formatting import display_path, format_count, format_when, short_hash
 from tui.screens.add_dataset import AddDatasetScreen, AddResult
-from tui.screens.base import DataSource, FilteredListScreen, error_text
+from tui.screens.base import DataSource, FilteredListScreen
 from tui.screens.version import VersionScreen
 from tui.widgets.search import SearchBar
 from tui.widgets.table import FtodTable
@@ -44,6 +44,8 @@ COLUMNS: tuple[tuple[str | Text, str], ...] = (
 class DatasetsScreen(FilteredListScreen):
     """A table of datasets; enter opens the latest version, `a` adds a file."""
 
+    ITEMS = "datasets"
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "add", "Add", id="datasets.add", tooltip="Add a JSONL or Parquet file"),
         Binding(
@@ -62,7 +64,6 @@ class DatasetsScreen(FilteredListScreen):
         super().__init__()
         self._datasets: tuple[DatasetListing, ...] = ()
         self._loaded = False
-        self._failed = False  # after a failed read, only `r` retries (no modal loop)
 
     # -- typed accessors -----------------------------------------------------------------
     @property
@@ -125,17 +126,6 @@ class DatasetsScreen(FilteredListScreen):
         if not self.search_bar.has_focus:
             self.table.focus()
             self.refresh_bindings()
-
-    def load_failed(self, error: BaseException | None) -> None:
-        self._failed = True
-        self.table.loading = False
-        self.status.update(
-            Text.assemble(
-                ("Could not read the datasets: ", "bold red"),
-                error_text(error),
-                (" (r retries)", "dim"),
-            )
-        )
 
     def _fill_table(self) -> None:
         table = self.table

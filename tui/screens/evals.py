@@ -27,7 +27,7 @@ from textual.worker import get_current_worker
 
 from store.evals import EvalRecord, EvalRepository, GateResultRecord, ScorerSummary
 from tui.formatting import display_path, format_count, format_when
-from tui.screens.base import DataSource, FilteredListScreen, error_text
+from tui.screens.base import DataSource, FilteredListScreen
 from tui.widgets.search import SearchBar
 from tui.widgets.table import FtodTable
 
@@ -250,6 +250,8 @@ class EvalsTable(FtodTable):
 class EvalsScreen(FilteredListScreen):
     """A table of evals; `b` marks a baseline, enter reviews the highlighted eval against it."""
 
+    ITEMS = "evals"
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "b",
@@ -289,7 +291,6 @@ class EvalsScreen(FilteredListScreen):
         self._marked: int | None = None
         self._pending_review: int | None = None
         self._loaded = False
-        self._failed = False  # after a failed read, only `r` retries (no modal loop)
         self._wide: bool | None = None
         self._placed = False
 
@@ -441,17 +442,6 @@ class EvalsScreen(FilteredListScreen):
             self._pending_review = None
             if self.app.screen is self:  # not if the user went elsewhere meanwhile
                 self._review(message.review)
-
-    def load_failed(self, error: BaseException | None) -> None:
-        self._failed = True
-        self.table.loading = False
-        self.status.update(
-            Text.assemble(
-                ("Could not read the evals: ", "bold red"),
-                error_text(error),
-                (" (r retries)", "dim"),
-            )
-        )
 
     def _fill_table(self) -> None:
         table = self.table
