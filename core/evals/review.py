@@ -120,7 +120,14 @@ def load_pair(
     evals: EvalRepository, baseline_ref: str, candidate_ref: str, scorer: str | None = None
 ) -> ReviewPair:
     """Baseline and candidate outputs side by side, paired by line, with one scorer's scores."""
-    baseline, candidate = evals.eval_by_ref(baseline_ref), evals.eval_by_ref(candidate_ref)
+    return _pair_of(
+        evals, evals.eval_by_ref(baseline_ref), evals.eval_by_ref(candidate_ref), scorer
+    )
+
+
+def _pair_of(
+    evals: EvalRepository, baseline: EvalRecord, candidate: EvalRecord, scorer: str | None
+) -> ReviewPair:
     if baseline.eval_id == candidate.eval_id:
         raise InputError(f"baseline and candidate are the same eval ({baseline.label!r})")
     _same_version(baseline, candidate)
@@ -436,13 +443,11 @@ def load_review_room(
 ) -> ReviewRoom:
     """Everything the room shows. Without a named scorer, the scorer of the pair's latest gate
     (so the slice table scores what the gate column judged), else compare's default."""
-    candidate_record = evals.eval_by_ref(candidate_ref)
-    baseline_record = evals.eval_by_ref(baseline_ref)
-    gate_results = evals.gate_results(candidate_record.eval_id)
-    gate = gate_summary(gate_results, baseline_record.eval_id)
+    baseline, candidate = evals.eval_by_ref(baseline_ref), evals.eval_by_ref(candidate_ref)
+    gate = gate_summary(evals.gate_results(candidate.eval_id), baseline.eval_id)
     if scorer is None and gate is not None:
         scorer = gate.scorer
-    pair = load_pair(evals, baseline_ref, candidate_ref, scorer)
+    pair = _pair_of(evals, baseline, candidate, scorer)
     name = reviewer or current_reviewer()
     everyone = reviews.verdicts(pair.baseline.eval_id, pair.candidate.eval_id)
     judge = None
