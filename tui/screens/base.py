@@ -101,11 +101,27 @@ class FilteredListScreen(FtodScreen):
     failed read is said on its status line (after it, only `r` retries: no modal loop).
 
     Subclasses provide `table`, `search_bar`, `status`, `_fill_table` (which reads the
-    filter) and `ITEMS`, what the list holds ("datasets").
+    filter), the `_load` worker and `ITEMS`, what the list holds ("datasets").
     """
 
     ITEMS: ClassVar[str] = "items"
     _failed = False
+
+    def _load(self, source: DataSource) -> object:
+        """Start the worker that reads the list (subclasses decorate theirs with @work)."""
+        raise NotImplementedError
+
+    def reload(self) -> None:
+        self._failed = False
+        self._load(self.source)
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        # Back from another screen: the CLI may have added items meanwhile.
+        if not self._failed:
+            self.reload()
 
     @property
     def status(self) -> Static:

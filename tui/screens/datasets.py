@@ -103,16 +103,7 @@ class DatasetsScreen(FilteredListScreen):
         self.table.loading = True
         self.empty_panel.display = False
 
-    def on_screen_resume(self) -> None:
-        # Back from another screen: the CLI may have added data meanwhile.
-        if not self._failed:
-            self.reload()
-
     # -- loading -------------------------------------------------------------------------
-    def reload(self) -> None:
-        self._failed = False
-        self._load(self.source)
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="datasets")
     def _load(self, source: DataSource) -> None:
         self.post_message(self.DatasetsLoaded(tuple(source.repository().list_datasets())))
@@ -177,9 +168,6 @@ class DatasetsScreen(FilteredListScreen):
             title="Dataset added" if result.created else "Nothing added",
             markup=False,
         )
-        self.reload()
-
-    def action_reload(self) -> None:
         self.reload()
 
 

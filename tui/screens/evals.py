@@ -362,21 +362,12 @@ class EvalsScreen(FilteredListScreen):
             self.table.add_column(label, key=key)
         return True
 
-    def on_screen_resume(self) -> None:
-        # Back from the review room or another screen: the CLI may have added evals.
-        if not self._failed:
-            self.reload()
-
     def on_screen_suspend(self) -> None:
         # The review room reads the same store: stop filling in details meanwhile (resuming
         # reads the list again anyway).
         self.workers.cancel_group(self, "evals")
 
     # -- loading -------------------------------------------------------------------------
-    def reload(self) -> None:
-        self._failed = False
-        self._load(self.source)
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="evals")
     def _load(self, source: DataSource) -> None:
         evals = EvalRepository(source.repository().store)
@@ -621,6 +612,3 @@ class EvalsScreen(FilteredListScreen):
             return
         self._marked = None if self._marked == eval_id else eval_id
         self._fill_table()
-
-    def action_reload(self) -> None:
-        self.reload()
