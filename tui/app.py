@@ -1,8 +1,11 @@
 """The ftod dashboard: `FtodApp(workspace)` opens on the datasets screen.
 
-The app owns no data: screens read the store through `repository()` in thread workers.
-A failed screen worker arrives here as FtodScreen.LoadFailed: an FtodError becomes a modal
-with its title and message, a busy store a notification; no worker error crashes the app.
+The app owns no data: it builds one bundle of repositories (`repos`, on first use, from a
+worker thread) and screens read and write the store through it in thread workers. Screens
+do not import one another: they post Open… requests that the app turns into the next screen.
+A failed screen worker arrives here as FtodScreen.LoadFailed (the policy is
+`report_worker_failure`): an FtodError becomes a modal with its title and message, a busy
+store a notification; no worker error crashes the app.
 """
 
 from __future__ import annotations
@@ -23,12 +26,23 @@ from store.db import Store
 from store.errors import FtodError, StoreBusyError
 from store.workspace import Workspace
 from tui.commands import FtodCommands
-from tui.screens.base import FtodScreen, error_text
+from tui.screens.base import (
+    CompareRuns,
+    FtodScreen,
+    OpenLaunchForm,
+    OpenReviewRoom,
+    OpenRun,
+    Repositories,
+    error_text,
+)
+from tui.screens.compare_runs import CompareRunsScreen
 from tui.screens.datasets import DatasetsScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.evals import EvalsScreen
 from tui.screens.help import HelpScreen, help_entries
 from tui.screens.launch import LaunchScreen
+from tui.screens.review import ReviewScreen
+from tui.screens.run_detail import RunDetailScreen
 from tui.screens.runs import RunsScreen
 
 INITIAL_SCREENS: dict[str, type[Screen[None]]] = {
@@ -73,8 +87,8 @@ class FtodApp(App[None]):
         super().__init__()
         self._workspace = workspace
         self._initial_screen = initial_screen
-        self._repository: DatasetRepository | None = None
-        self._repository_lock = threading.Lock()
+        self._repos: Repositories | None = None
+        self._repos_lock = threading.Lock()
         self._open_run = open_run
         self._gpu_sampler = gpu_sampler
         self._gpu_lock = threading.Lock()
@@ -83,23 +97,27 @@ class FtodApp(App[None]):
     def workspace(self) -> Workspace:
         return self._workspace
 
-    def repository(self) -> DatasetRepository:
-        """The dataset repository, opening the store (and migrating it) on first use.
+    @property
+    def repos(self) -> Repositories:
+        """Every repository over the workspace's store, opening (and migrating) it on first use.
 
-        Called from worker threads, so a slow or locked store never blocks the UI.
+        Read from worker threads, so a slow or locked store never blocks the UI. A store that
+        failed to open is tried again on the next read.
         """
-        with self._repository_lock:
-            if self._repository is None:
-                self._repository = DatasetRepository(Store.open(self._workspace))
-            return self._repository
+        with self._repos_lock:
+            if self._repos is None:
+                self._repos = Repositories.over(Store.open(self._workspace))
+            return self._repos
+
+    def repository(self) -> DatasetRepository:
+        """`repos.datasets`, for the screens that read datasets only."""
+        return self.repos.datasets
 
     def get_default_screen(self) -> Screen[None]:
         return INITIAL_SCREENS[self._initial_screen]()
 
     def on_mount(self) -> None:
         if self._open_run is not None:
-            from tui.screens.run_detail import RunDetailScreen
-
             self.push_screen(RunDetailScreen(self._open_run))
 
     def gpu_snapshot(self) -> GpuSnapshot | None:
@@ -148,10 +166,24 @@ class FtodApp(App[None]):
         title = screen.sub_title or screen.title or "ftod"
         self.push_screen(HelpScreen(str(title), help_entries(self, screen)))
 
+    @on(OpenRun)
+    def _show_run(self, event: OpenRun) -> None:
+        self.push_screen(RunDetailScreen(event.run_id))
+
+    @on(CompareRuns)
+    def _compare_runs(self, event: CompareRuns) -> None:
+        self.push_screen(CompareRunsScreen(event.run_ids))
+
+    @on(OpenLaunchForm)
+    def _open_launch_form(self) -> None:
+        self.push_screen(LaunchScreen())
+
+    @on(OpenReviewRoom)
+    def _open_review_room(self, event: OpenReviewRoom) -> None:
+        self.push_screen(ReviewScreen(event.baseline, event.candidate, event.scorer))
+
     @on(LaunchScreen.RunLaunched)
     def _open_launched_run(self, event: LaunchScreen.RunLaunched) -> None:
-        from tui.screens.run_detail import RunDetailScreen
-
         if isinstance(self.screen, LaunchScreen):
             self.pop_screen()
         self.notify(f"Run {event.run_id} started", title="Launched", markup=False)

@@ -24,24 +24,28 @@ def _stores(ctx: click.Context) -> tuple[Any, Any]:
     return EvalRepository(store), ReviewRepository(store)
 
 
-def default_pair(evals: Any) -> tuple[str, str]:
-    """The two most recent evals on one dataset version: (older, newer) as labels."""
+def default_pair(evals: Any, candidate: str | None = None) -> tuple[str, str]:
+    """(baseline, candidate) as labels, by core's `choose_review_pair`, the rule the Evals
+    screen follows: the candidate (default the newest eval) against the baseline of its
+    latest gate result, else the latest earlier eval of its dataset version."""
+    from core.evals.review import PairChoice, choose_review_pair
     from store.errors import InputError
 
     records = evals.list_evals()
-    if len(records) < 2:
+    if candidate is None and len(records) < 2:
         raise InputError(
             f"the review room needs two evals of one dataset version; this workspace has "
             f"{len(records)}. Import outputs with `ftod eval import`, or name them with "
             "--baseline and --candidate."
         )
-    newest = records[-1]
-    for record in reversed(records[:-1]):
-        if record.version_id == newest.version_id:
-            return str(record.label), str(newest.label)
+    chosen = evals.eval_by_ref(candidate) if candidate is not None else records[-1]
+    choice = choose_review_pair(records, chosen.eval_id, evals.gate_results(chosen.eval_id))
+    if isinstance(choice, PairChoice):
+        return choice.baseline.label, choice.candidate.label
     raise InputError(
-        f"the latest eval {newest.label!r} ({newest.data_ref}) has no earlier eval on the same "
-        "dataset version; name the pair with --baseline and --candidate"
+        f"the {'latest ' if candidate is None else ''}eval {chosen.label!r} ({chosen.data_ref}) "
+        "has no gate result and no earlier eval on the same dataset version; name the pair "
+        "with --baseline and --candidate"
     )
 
 
@@ -52,10 +56,13 @@ def _resolve_pair(
 
     if baseline is not None and candidate is not None:
         return baseline, candidate
-    if baseline is not None or candidate is not None:
-        raise InputError("name both --baseline and --candidate, or neither")
+    if baseline is not None:
+        raise InputError(
+            "--baseline needs a candidate: name both --baseline and --candidate, only "
+            "--candidate (its baseline is chosen as the Evals screen does), or neither"
+        )
     evals, _reviews = _stores(ctx)
-    return default_pair(evals)
+    return default_pair(evals, candidate)
 
 
 def review_app(
@@ -84,7 +91,8 @@ def review(
 ) -> None:
     """Judge baseline against candidate, example by example (keyboard only).
 
-    Without --baseline/--candidate: the two most recent evals of one dataset version.
+    Without --baseline: the candidate (default the newest eval) against the baseline of its
+    latest gate, else the latest earlier eval of its dataset version, as the Evals screen.
     Your name is $FTOD_REVIEWER, else your login name.
     """
     if ctx.invoked_subcommand is not None:

@@ -1,12 +1,28 @@
-"""Small pure formatters shared by the screens: hashes, dates, counts, paths, line lists."""
+"""Small pure formatters shared by the screens: hashes, dates, counts, paths, line lists,
+and the figures of a training run (durations, metrics, rates, its state).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from rich.text import Text
+
+from core.runs.monitor import RunView
+
 SHORT_HASH_LENGTH = 12
+
+STATE_STYLE: dict[str, str] = {
+    "queued": "cyan",
+    "running": "bold green",
+    "succeeded": "green",
+    "failed": "bold red",
+    "cancelled": "yellow",
+    "interrupted": "bold yellow",
+}
 
 SEVERITY_STYLES: dict[str, str] = {
     "error": "bold red",
@@ -58,3 +74,37 @@ def format_lines(lines: Sequence[int], limit: int = 3) -> str:
 
 def severity_style(severity: str) -> str:
     return SEVERITY_STYLES.get(severity, "")
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def format_metric(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def format_rate(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value >= 10_000:
+        return f"{value / 1000:,.0f}k"
+    return f"{value:,.0f}"
+
+
+def state_text(view: RunView) -> Text:
+    text = Text(view.state, style=STATE_STYLE.get(view.state, ""))
+    if view.reason:
+        text.append(f" {view.reason}", style="red")
+    return text

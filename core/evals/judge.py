@@ -26,7 +26,7 @@ from typing import Any
 
 from core.evals.outputs import EvalExample
 from core.evals.service import _same_version, _Scoring
-from core.evals.stats import bootstrap_mean_ci
+from core.evals.stats import bootstrap_mean_ci, cohens_kappa
 from store.errors import InputError
 from store.evals import EvalRecord, EvalRepository
 from store.judges import (
@@ -679,8 +679,6 @@ def judge_agreement(
     Compared on baseline / candidate / tie: a reviewer's "both wrong" is a tie, and so is an
     inconsistent judge verdict.
     """
-    from core.evals.review import cohens_kappa
-
     judged: dict[int, JudgeChoice] = {
         v.line: "tie" if v.verdict == "inconsistent" else v.verdict for v in verdicts
     }

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import tempfile
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from core.evals.judge import JudgeView, judge_view
 from core.evals.outputs import EvalExample
 from core.evals.service import _same_version, _Scoring, resolve_scorer
 from core.evals.stats import Comparison, ScoreKind, compare_scores
+from core.evals.stats import cohens_kappa as cohens_kappa  # moved to stats; still importable here
 from store.errors import InputError
 from store.evals import EvalRecord, EvalRepository, GateResultRecord
 from store.judges import JudgeRepository
@@ -252,28 +252,80 @@ def word_diff(a: str, b: str) -> tuple[DiffOp, ...]:
     return tuple(ops)
 
 
-# -- agreement -----------------------------------------------------------------------------------
+# -- which pair the review room opens ------------------------------------------------------------
+
+PairBasis = Literal["chosen", "gate", "earlier"]
+NoPairReason = Literal[
+    "unknown_candidate", "chosen_is_candidate", "chosen_other_version", "no_baseline"
+]
 
 
-def cohens_kappa(pairs: Sequence[tuple[str, str]]) -> float | None:
-    """Cohen's κ of two raters' labels on the same items: (p_o − p_e) / (1 − p_e).
+@dataclass(frozen=True, slots=True)
+class PairChoice:
+    """The baseline `candidate` is reviewed against, and on what grounds it was chosen."""
 
-    None when there are no items or when chance agreement is certain (p_e = 1: both raters
-    gave one and the same label to everything), where κ is undefined.
+    baseline: EvalRecord
+    candidate: EvalRecord
+    basis: PairBasis
+    """"chosen" by the person, the baseline of a "gate" result, or the latest "earlier" eval."""
+    gate_id: int | None = None
+    """The gate result that named the baseline (basis "gate")."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoPairChoice:
+    """Why no pair could be chosen; each interface words it for its own keys and flags."""
+
+    reason: NoPairReason
+    candidate: EvalRecord | None
+    chosen: EvalRecord | None = None
+    """The baseline the person chose, when that choice is what failed."""
+
+
+def choose_review_pair(
+    records: Iterable[EvalRecord],
+    candidate_id: int,
+    candidate_gates: Sequence[GateResultRecord],
+    chosen_baseline_id: int | None = None,
+) -> PairChoice | NoPairChoice:
+    """The one rule for the pair the review room opens (the Evals screen and `ftod review`).
+
+    The baseline is the one the person chose (the Evals screen's `b` mark); else the
+    baseline of the candidate's latest gate result on the same dataset version; else the
+    latest earlier eval (by id) of that version. The room compares evals of one dataset
+    version only. `candidate_gates` are the candidate's gate results, oldest first (none
+    when not read yet); a chosen id that is not among `records` counts as no choice.
     """
-    n = len(pairs)
-    if n == 0:
-        return None
-    observed = sum(1 for first, second in pairs if first == second) / n
-    first_counts = Counter(first for first, _ in pairs)
-    second_counts = Counter(second for _, second in pairs)
-    expected = sum(
-        (first_counts[label] / n) * (second_counts[label] / n)
-        for label in first_counts.keys() | second_counts.keys()
-    )
-    if expected >= 1.0:
-        return None
-    return (observed - expected) / (1.0 - expected)
+    by_id = {record.eval_id: record for record in records}
+    candidate = by_id.get(candidate_id)
+    if candidate is None:
+        return NoPairChoice("unknown_candidate", None)
+    if chosen_baseline_id is not None and chosen_baseline_id in by_id:
+        chosen = by_id[chosen_baseline_id]
+        if chosen_baseline_id == candidate_id:
+            return NoPairChoice("chosen_is_candidate", candidate, chosen)
+        if chosen.version_id != candidate.version_id:
+            return NoPairChoice("chosen_other_version", candidate, chosen)
+        return PairChoice(chosen, candidate, "chosen")
+    for gate in reversed(candidate_gates):
+        gated = by_id.get(gate.baseline_eval_id)
+        if (
+            gated is not None
+            and gated.eval_id != candidate_id
+            and gated.version_id == candidate.version_id
+        ):
+            return PairChoice(gated, candidate, "gate", gate.gate_id)
+    earlier = [
+        record
+        for record in by_id.values()
+        if record.version_id == candidate.version_id and record.eval_id < candidate_id
+    ]
+    if earlier:
+        return PairChoice(max(earlier, key=lambda record: record.eval_id), candidate, "earlier")
+    return NoPairChoice("no_baseline", candidate)
+
+
+# -- agreement -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

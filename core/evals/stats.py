@@ -17,6 +17,7 @@ Conventions used throughout:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from statistics import NormalDist
@@ -638,3 +639,27 @@ def compare_scores(
         unpaired={"only_a": only_a, "only_b": only_b, "neither": neither},
         confidence=confidence,
     )
+
+
+# -- agreement between raters ------------------------------------------------------------------
+
+
+def cohens_kappa(pairs: Sequence[tuple[str, str]]) -> float | None:
+    """Cohen's κ of two raters' labels on the same items: (p_o − p_e) / (1 − p_e).
+
+    None when there are no items or when chance agreement is certain (p_e = 1: both raters
+    gave one and the same label to everything), where κ is undefined.
+    """
+    n = len(pairs)
+    if n == 0:
+        return None
+    observed = sum(1 for first, second in pairs if first == second) / n
+    first_counts = Counter(first for first, _ in pairs)
+    second_counts = Counter(second for _, second in pairs)
+    expected = sum(
+        (first_counts[label] / n) * (second_counts[label] / n)
+        for label in first_counts.keys() | second_counts.keys()
+    )
+    if expected >= 1.0:
+        return None
+    return (observed - expected) / (1.0 - expected)

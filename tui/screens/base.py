@@ -1,12 +1,19 @@
-"""What every ftod screen shares: where data comes from, going back, and the search line."""
+"""What every ftod screen shares: where data comes from, going back, the search line, how a
+failed worker is shown, the requests that open other screens, and cancelling or resuming a run.
+
+Screens never import one another to navigate: they post an `Open…` request and the app,
+which knows every screen, pushes the next one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, cast
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, cast
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -14,22 +21,56 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
+from core.runs.rundir import RunPaths
 from store.datasets import DatasetRepository
+from store.db import Store
 from store.errors import FtodError
+from store.evals import EvalRepository
+from store.judges import JudgeRepository
+from store.prompts import PromptRepository
+from store.reviews import ReviewRepository
+from store.runs import RunRepository
 from store.workspace import Workspace
 from tui.widgets.search import SearchBar
 from tui.widgets.table import FtodTable
 
 
-class DataSource(Protocol):
-    """What screens need from the app: the workspace and a repository (opened lazily).
+@dataclass(frozen=True, slots=True)
+class Repositories:
+    """Every repository a screen reads or writes, over one store (built once by the app)."""
 
-    `repository()` may open the store (and run migrations), so workers call it from their
-    thread, never the UI thread.
+    datasets: DatasetRepository
+    runs: RunRepository
+    evals: EvalRepository
+    reviews: ReviewRepository
+    judges: JudgeRepository
+    prompts: PromptRepository
+
+    @classmethod
+    def over(cls, store: Store) -> Repositories:
+        return cls(
+            datasets=DatasetRepository(store),
+            runs=RunRepository(store),
+            evals=EvalRepository(store),
+            reviews=ReviewRepository(store),
+            judges=JudgeRepository(store),
+            prompts=PromptRepository(store),
+        )
+
+
+class DataSource(Protocol):
+    """What screens need from the app: the workspace and the repositories (opened lazily).
+
+    `repos` may open the store (and run migrations), so workers read it from their thread,
+    never the UI thread. `repository()` is `repos.datasets`, for the screens that only
+    read datasets.
     """
 
     @property
     def workspace(self) -> Workspace: ...
+
+    @property
+    def repos(self) -> Repositories: ...
 
     def repository(self) -> DatasetRepository: ...
 
@@ -44,6 +85,31 @@ def error_text(error: BaseException | None) -> str:
     if isinstance(error, FtodError):
         return error.message
     return f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+
+
+def report_worker_failure(
+    screen: Screen[Any],
+    event: Worker.StateChanged,
+    show_here: Callable[[BaseException | None], None],
+    shown_whole: Callable[[str], bool],
+) -> None:
+    """The dashboard's one worker-failure policy, for every screen and form.
+
+    Workers run with `exit_on_error=False` and let errors rise (none catches its own). A
+    failed worker of `screen` is first shown there (`show_here`: a status line, a form's
+    error line); then, unless `shown_whole(group)`, it goes to the app as LoadFailed, which
+    shows an FtodError as a modal with its title and message, a busy store as a
+    notification, and anything else as a modal with its type and text. Worker.StateChanged
+    does not bubble, so this is the only way a worker error reaches the app.
+    """
+    worker = event.worker
+    if event.state != WorkerState.ERROR or worker.node is not screen:
+        return
+    show_here(worker.error)
+    if shown_whole(worker.group):
+        event.stop()
+        return
+    screen.post_message(FtodScreen.LoadFailed(worker.error))
 
 
 class FtodScreen(Screen[None]):
@@ -73,7 +139,13 @@ class FtodScreen(Screen[None]):
         """Close and clear the search line (screens with one override this)."""
 
     def load_failed(self, error: BaseException | None) -> None:
-        """A worker of this screen failed; clear loading state (the app shows the error)."""
+        """A worker of this screen failed: say so where its data would be (the app shows the
+        error too, unless `shows_failure_in_place` says this screen already did)."""
+
+    def shows_failure_in_place(self, group: str) -> bool:
+        """Whether a failure of the worker `group` is shown whole by `load_failed` (a form's
+        inline error), so the app adds no modal or notification."""
+        return False
 
     @dataclass
     class LoadFailed(Message):
@@ -83,10 +155,7 @@ class FtodScreen(Screen[None]):
 
     @on(Worker.StateChanged)
     def _worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # Worker.StateChanged does not bubble: the screen turns a failure into LoadFailed.
-        if event.state == WorkerState.ERROR and event.worker.node is self:
-            self.load_failed(event.worker.error)
-            self.post_message(self.LoadFailed(event.worker.error))
+        report_worker_failure(self, event, self.load_failed, self.shows_failure_in_place)
 
     def action_back(self) -> None:
         if self.has_open_search():
@@ -169,3 +238,81 @@ class FilteredListScreen(FtodScreen):
     def _filter_submitted(self, event: Input.Submitted) -> None:
         if event.input is self.search_bar:
             self.table.focus()
+
+
+# -- requests for another screen (the app pushes it) ------------------------------------------
+
+
+@dataclass
+class OpenRun(Message):
+    """Show one run's detail screen."""
+
+    run_id: str
+
+
+@dataclass
+class CompareRuns(Message):
+    """Show two or more runs side by side."""
+
+    run_ids: tuple[str, ...]
+
+
+class OpenLaunchForm(Message):
+    """Show the form that launches a training run."""
+
+
+@dataclass
+class OpenReviewRoom(Message):
+    """Show the review room of a baseline/candidate pair of evals (ids or labels)."""
+
+    baseline: str
+    candidate: str
+    scorer: str | None = None
+
+
+# -- cancel and resume -----------------------------------------------------------------------
+
+RunAction = Literal["cancel", "resume"]
+
+
+class RunControlScreen(FtodScreen):
+    """A screen that cancels and resumes runs (the runs list and one run's detail)."""
+
+    @dataclass
+    class RunActionDone(Message):
+        """A cancel or resume finished in its worker (a failure goes the usual worker way)."""
+
+        summary: str
+
+    def cancel_run(self, run_dir: Path, name: str, state: str | None, is_final: bool) -> None:
+        """Ask the trainer to stop; it checkpoints first, so this takes a moment."""
+        if is_final:
+            self.notify(f"{name} is already {state}.", severity="warning", markup=False)
+            return
+        self.notify(f"Cancelling {name}: it checkpoints first…", markup=False)
+        self._run_action("cancel", RunPaths(run_dir))
+
+    def resume_run(self, run_dir: Path) -> None:
+        """Start the trainer again from the run's last checkpoint."""
+        self._run_action("resume", RunPaths(run_dir))
+
+    @work(thread=True, exit_on_error=False, group="run-action")
+    def _run_action(self, action: RunAction, paths: RunPaths) -> None:
+        # Imported here: starting and signalling trainers is needed only when asked.
+        from core.runs.launch import cancel_run, resume_run
+
+        if action == "cancel":
+            status = cancel_run(paths)
+            message = f" ({status.message})" if status.message else ""
+            summary = f"{paths.run_id}: {status.state}{message}"
+        else:
+            summary = f"{paths.run_id}: resumed (pid {resume_run(paths)})"
+        self.post_message(self.RunActionDone(summary))
+
+    @on(RunActionDone)
+    def _run_action_done(self, message: RunActionDone) -> None:
+        self.notify(message.summary, markup=False)
+        self.after_run_action()
+
+    def after_run_action(self) -> None:
+        """Called once a cancel or resume is done (the runs list polls at once)."""

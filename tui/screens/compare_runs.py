@@ -21,8 +21,8 @@ from textual.widgets import Footer, Header, Static
 from core.runs.monitor import RunTail, RunView, Series
 from core.runs.rundir import RunPaths
 from core.runs.series import ema
+from tui.formatting import format_metric
 from tui.screens.base import FtodScreen, error_text
-from tui.screens.runs import format_metric
 from tui.widgets.charts import ChartSeries, MetricChart
 from tui.widgets.scroll import ScrollPane
 

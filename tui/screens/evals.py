@@ -5,9 +5,9 @@ results in one more connection, and posts those: the table shows at once and its
 gate columns fill in right after. All reads go through `EvalRepository`.
 
 Enter opens the review room with the highlighted eval as candidate against a baseline chosen
-by `choose_pair`: the eval marked with `b`, else the baseline of the candidate's latest gate
-result, else the latest earlier eval of the same dataset version (as `ftod review` picks its
-default pair). If the candidate's gate results are not read yet, they are read first.
+by core's `choose_review_pair`, the rule `ftod review` follows too: the eval marked with `b`,
+else the baseline of the candidate's latest gate result, else the latest earlier eval of the
+same dataset version. If the candidate's gate results are not read yet, they are read first.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
+from core.evals.review import NoPairChoice, PairChoice, choose_review_pair
 from store.evals import EvalRecord, EvalRepository, GateResultRecord, ScorerSummary
 from tui.formatting import display_path, format_count, format_when
-from tui.screens.base import DataSource, FilteredListScreen
+from tui.screens.base import DataSource, FilteredListScreen, OpenReviewRoom
 from tui.widgets.search import SearchBar
 from tui.widgets.table import FtodTable
 
@@ -134,50 +135,47 @@ def marked_decides(entries: Sequence[EvalEntry], marked_id: int | None) -> bool:
 def choose_pair(
     entries: Sequence[EvalEntry], candidate_id: int, marked_id: int | None = None
 ) -> ReviewPair | NoPair:
-    """The pair enter opens for `candidate_id`.
-
-    The baseline is the eval marked with `b`; else the baseline of the candidate's latest
-    gate result; else the latest earlier eval (by id, as `default_pair`) of the same dataset
-    version. The review room compares evals of one dataset version only. A candidate whose
-    details are not read yet counts as having no gate result.
+    """The pair enter opens for `candidate_id`, by core's `choose_review_pair` (the rule
+    `ftod review` uses too), worded for this screen. A candidate whose details are not read
+    yet counts as having no gate result.
     """
-    records = {entry.eval_id: entry.record for entry in entries}
-    candidate = records.get(candidate_id)
+    entry = next((entry for entry in entries if entry.eval_id == candidate_id), None)
+    choice = choose_review_pair(
+        (entry.record for entry in entries),
+        candidate_id,
+        entry.gates if entry is not None else (),
+        marked_id,
+    )
+    if isinstance(choice, PairChoice):
+        return ReviewPair(choice.baseline, choice.candidate, _basis_text(choice))
+    return NoPair(_no_pair_text(choice, candidate_id))
+
+
+def _basis_text(choice: PairChoice) -> str:
+    if choice.basis == "chosen":
+        return "marked with b"
+    if choice.basis == "gate":
+        return f"the baseline of its gate #{choice.gate_id}"
+    candidate = choice.candidate
+    return f"the latest earlier eval of {candidate.dataset}@{candidate.version}"
+
+
+def _no_pair_text(choice: NoPairChoice, candidate_id: int) -> str:
+    candidate, chosen = choice.candidate, choice.chosen
     if candidate is None:
-        return NoPair(f"No eval with id {candidate_id}; press r to read the list again.")
-    if marked_id is not None and marked_id in records:
-        if marked_id == candidate_id:
-            return NoPair(
-                f"{candidate.label} is the baseline you marked with b; highlight another eval "
-                "as the candidate, or press b on it again to unmark it."
-            )
-        baseline = records[marked_id]
-        if baseline.version_id != candidate.version_id:
-            return NoPair(
-                f"The marked baseline {baseline.label} is on {baseline.data_ref} and "
-                f"{candidate.label} on {candidate.data_ref}; the review room compares evals "
-                "of one dataset version."
-            )
-        return ReviewPair(baseline, candidate, "marked with b")
-    entry = next(entry for entry in entries if entry.eval_id == candidate_id)
-    for gate in reversed(entry.gates):
-        gated = records.get(gate.baseline_eval_id)
-        if (
-            gated is not None
-            and gated.eval_id != candidate_id
-            and gated.version_id == candidate.version_id
-        ):
-            return ReviewPair(gated, candidate, f"the baseline of its gate #{gate.gate_id}")
-    earlier = [
-        record
-        for record in records.values()
-        if record.version_id == candidate.version_id and record.eval_id < candidate_id
-    ]
-    if earlier:
-        baseline = max(earlier, key=lambda record: record.eval_id)
-        version = f"{candidate.dataset}@{candidate.version}"
-        return ReviewPair(baseline, candidate, f"the latest earlier eval of {version}")
-    return NoPair(
+        return f"No eval with id {candidate_id}; press r to read the list again."
+    if choice.reason == "chosen_is_candidate":
+        return (
+            f"{candidate.label} is the baseline you marked with b; highlight another eval "
+            "as the candidate, or press b on it again to unmark it."
+        )
+    if choice.reason == "chosen_other_version" and chosen is not None:
+        return (
+            f"The marked baseline {chosen.label} is on {chosen.data_ref} and "
+            f"{candidate.label} on {candidate.data_ref}; the review room compares evals "
+            "of one dataset version."
+        )
+    return (
         f"No baseline for {candidate.label}: no gate result and no earlier eval of "
         f"{candidate.dataset}@{candidate.version}. Mark a baseline with b, then press enter "
         "on the candidate."
@@ -370,7 +368,7 @@ class EvalsScreen(FilteredListScreen):
     # -- loading -------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="evals")
     def _load(self, source: DataSource) -> None:
-        evals = EvalRepository(source.repository().store)
+        evals = source.repos.evals
         records = tuple(evals.list_evals())
         self.post_message(self.EvalsLoaded(records))
         if get_current_worker().is_cancelled:
@@ -391,7 +389,7 @@ class EvalsScreen(FilteredListScreen):
 
     @work(thread=True, exit_on_error=False, group="evals-review")
     def _read_for_review(self, source: DataSource, eval_id: int) -> None:
-        evals = EvalRepository(source.repository().store)
+        evals = source.repos.evals
         self.post_message(self.EvalDetailsLoaded((read_details(evals, eval_id),), eval_id))
 
     @on(EvalsLoaded)
@@ -602,9 +600,7 @@ class EvalsScreen(FilteredListScreen):
         if isinstance(pair, NoPair):
             self.notify(pair.message, title="No review pair", severity="warning", markup=False)
             return
-        from tui.screens.review import ReviewScreen
-
-        self.app.push_screen(ReviewScreen(pair.baseline.label, pair.candidate.label, None))
+        self.post_message(OpenReviewRoom(pair.baseline.label, pair.candidate.label))
 
     def action_mark_baseline(self) -> None:
         eval_id = self.selected_eval_id()

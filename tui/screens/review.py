@@ -36,9 +36,8 @@ from core.evals.review import (
     word_diff,
 )
 from core.evals.stats import SliceStats
-from store.evals import EvalRepository
-from store.judges import JudgedExample, JudgeRepository
-from store.reviews import ReviewRecord, ReviewRepository, Verdict
+from store.judges import JudgedExample
+from store.reviews import ReviewRecord, Verdict
 from tui.screens.base import FtodScreen
 from tui.widgets.table import FtodTable
 
@@ -353,14 +352,14 @@ class ReviewScreen(FtodScreen):
     # -- loading ------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="review-load")
     def _load(self) -> None:
-        store = self.source.repository().store
+        repos = self.source.repos
         room = load_review_room(
-            EvalRepository(store),
-            ReviewRepository(store),
+            repos.evals,
+            repos.reviews,
             self.baseline_ref,
             self.candidate_ref,
             self.scorer,
-            judges=JudgeRepository(store),
+            judges=repos.judges,
         )
         self.post_message(self.Loaded(room))
 
@@ -594,7 +593,7 @@ class ReviewScreen(FtodScreen):
     def _save(self, records: tuple[ReviewRecord, ...]) -> None:
         # Every verdict not yet saved travels in each call, so one that a newer save
         # cancelled before it ran is written by the newer one.
-        repository = ReviewRepository(self.source.repository().store)
+        repository = self.source.repos.reviews
         saved = tuple(
             repository.save_verdict(
                 record.baseline_eval_id,

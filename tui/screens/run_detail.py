@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,8 +27,8 @@ from textual.worker import Worker
 from core.gpu import GpuSnapshot, TorchMemory
 from core.runs.monitor import RunTail, RunView, Series, SystemTail, log_tail
 from core.runs.rundir import RunPaths
-from tui.screens.base import FtodScreen, error_text
-from tui.screens.runs import format_duration, format_metric, format_rate, state_text
+from tui.formatting import format_duration, format_metric, format_rate, state_text
+from tui.screens.base import RunControlScreen, error_text
 from tui.widgets.charts import ChartSeries, LossChart, MetricChart
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.scroll import ScrollPane
@@ -58,9 +58,11 @@ class RunSnapshot:
     system: tuple[GpuSnapshot, ...]
     torch_memory: TorchMemory | None
     log: tuple[str, ...] | None
+    config_text: str
+    """The run's config.yaml as written, else its config as JSON (read by the worker)."""
 
 
-class RunDetailScreen(FtodScreen):
+class RunDetailScreen(RunControlScreen):
     """Detail of one run; updates live while it trains."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -85,11 +87,6 @@ class RunDetailScreen(FtodScreen):
     @dataclass
     class RunPolled(Message):
         snapshot: RunSnapshot
-
-    @dataclass
-    class ActionDone(Message):
-        summary: str
-        failed: bool
 
     def __init__(self, run_id: str) -> None:
         super().__init__()
@@ -195,6 +192,7 @@ class RunDetailScreen(FtodScreen):
                     system=tuple(system.snapshots),
                     torch_memory=torch_memory,
                     log=log,
+                    config_text=config_text(Path(view.run_dir), tail.run),
                 )
             )
         )
@@ -204,15 +202,7 @@ class RunDetailScreen(FtodScreen):
         previous = self._snapshot
         snapshot = message.snapshot
         if snapshot.log is None and previous is not None:
-            snapshot = RunSnapshot(
-                snapshot.view,
-                snapshot.series,
-                snapshot.run,
-                snapshot.lineage,
-                snapshot.system,
-                snapshot.torch_memory,
-                previous.log,
-            )
+            snapshot = replace(snapshot, log=previous.log)
         self._snapshot = snapshot
         self.header_line.update(self._header_text(snapshot.view))
         self._draw_curves()
@@ -300,13 +290,7 @@ class RunDetailScreen(FtodScreen):
             )
 
     def _fill_config_and_lineage(self, snapshot: RunSnapshot) -> None:
-        config_path = Path(snapshot.view.run_dir) / "config.yaml"
-        if config_path.is_file():
-            config_text = config_path.read_text(encoding="utf-8", errors="replace")
-        else:
-            config = snapshot.run.get("config") or {}
-            config_text = json.dumps(config, indent=2) if config else "(no config: imported run)"
-        self.query_one("#run-config", Static).update(Text(config_text))
+        self.query_one("#run-config", Static).update(Text(snapshot.config_text))
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column(style="bold")
         table.add_column()
@@ -335,38 +319,19 @@ class RunDetailScreen(FtodScreen):
         self._draw_curves()
 
     def action_cancel_run(self) -> None:
-        if self._snapshot is not None and self._snapshot.view.is_final:
-            self.notify(f"Already {self._snapshot.view.state}.", severity="warning")
-            return
-        self.notify("Cancelling: the trainer checkpoints first…")
-        self._act("cancel")
-
-    def action_resume_run(self) -> None:
-        self._act("resume")
-
-    @work(thread=True, exit_on_error=False, group="run-action")
-    def _act(self, action: str) -> None:
-        from core.runs.launch import cancel_run, resume_run
-        from store.errors import FtodError
-
         if self._tail is None:
             return
-        try:
-            if action == "cancel":
-                status = cancel_run(self._tail.paths)
-                summary = f"{status.state}: {status.message}"
-            else:
-                summary = f"resumed (pid {resume_run(self._tail.paths)})"
-        except FtodError as error:
-            self.post_message(self.ActionDone(error.message, failed=True))
-            return
-        self.post_message(self.ActionDone(summary, failed=False))
-
-    @on(ActionDone)
-    def _action_done(self, message: ActionDone) -> None:
-        self.notify(
-            message.summary, severity="error" if message.failed else "information", markup=False
+        view = self._snapshot.view if self._snapshot is not None else None
+        self.cancel_run(
+            self._tail.paths.root,
+            view.name if view is not None else self.run_id,
+            view.state if view is not None else None,
+            view is not None and view.is_final,
         )
+
+    def action_resume_run(self) -> None:
+        if self._tail is not None:
+            self.resume_run(self._tail.paths.root)
 
 
 def _torch_memory(series: Series) -> TorchMemory | None:
@@ -380,3 +345,12 @@ def _torch_memory(series: Series) -> TorchMemory | None:
         return int(value) if value is not None and math.isfinite(value) else None
 
     return TorchMemory(as_int(allocated), as_int(reserved), as_int(peak))
+
+
+def config_text(run_dir: Path, run: dict[str, Any]) -> str:
+    """What the Config tab shows: config.yaml as written, else the config the run recorded."""
+    config_path = run_dir / "config.yaml"
+    if config_path.is_file():
+        return config_path.read_text(encoding="utf-8", errors="replace")
+    config = run.get("config") or {}
+    return json.dumps(config, indent=2) if config else "(no config: imported run)"

@@ -8,7 +8,6 @@ worker, and never blocks the table.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,20 +24,12 @@ from textual.worker import Worker
 
 from core.gpu import GpuSnapshot
 from core.runs.monitor import RunsMonitor, RunView
-from tui.formatting import display_path
-from tui.screens.base import FtodScreen, error_text
+from tui.formatting import display_path, format_duration, format_metric, format_rate, state_text
+from tui.screens.base import CompareRuns, OpenLaunchForm, OpenRun, RunControlScreen, error_text
 from tui.widgets.table import FtodTable
 
 POLL_SECONDS = 0.5
 INGEST_SECONDS = 15.0
-STATE_STYLE = {
-    "queued": "cyan",
-    "running": "bold green",
-    "succeeded": "green",
-    "failed": "bold red",
-    "cancelled": "yellow",
-    "interrupted": "bold yellow",
-}
 EMPTY_TEXT = Text.assemble(
     ("No runs yet.\n\n", "bold"),
     "Launch a LoRA run from a YAML config:\n\n",
@@ -62,45 +53,11 @@ COLUMNS: tuple[tuple[str | Text, str], ...] = (
 )
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-
-
-def format_metric(value: float | None, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.{digits}f}"
-
-
-def format_rate(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "—"
-    if value >= 10_000:
-        return f"{value / 1000:,.0f}k"
-    return f"{value:,.0f}"
-
-
 def progress_bar(fraction: float | None, width: int = 10) -> Text:
     if fraction is None:
         return Text("·" * width, style="dim")
     filled = round(fraction * width)
     return Text.assemble(("█" * filled, "green"), ("░" * (width - filled), "dim"))
-
-
-def state_text(view: RunView) -> Text:
-    text = Text(view.state, style=STATE_STYLE.get(view.state, ""))
-    if view.reason:
-        text.append(f" {view.reason}", style="red")
-    return text
 
 
 def gpu_summary(snapshot: GpuSnapshot | None) -> Text:
@@ -123,7 +80,7 @@ def gpu_summary(snapshot: GpuSnapshot | None) -> Text:
     return Text("  ".join(parts), style="dim")
 
 
-class RunsScreen(FtodScreen):
+class RunsScreen(RunControlScreen):
     """A live table of runs; enter opens one, space marks runs to compare."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -150,13 +107,6 @@ class RunsScreen(FtodScreen):
 
         views: tuple[RunView, ...]
         gpu: GpuSnapshot | None
-
-    @dataclass
-    class RunActionDone(Message):
-        """A cancel or resume finished (in a worker)."""
-
-        summary: str
-        failed: bool
 
     def __init__(self) -> None:
         super().__init__()
@@ -239,15 +189,13 @@ class RunsScreen(FtodScreen):
         # Keeps the store's index (runs list/show/compare from the CLI) current while the
         # dashboard is open; the table itself never waits for it.
         from core.runs.ingest import ingest_runs
-        from store.db import Store
         from store.errors import StoreBusyError
-        from store.runs import RunRepository
 
         try:
-            workspace = self.source.workspace
-            ingest_runs(workspace, RunRepository(Store.open(workspace)))
+            source = self.source
+            ingest_runs(source.workspace, source.repos.runs)
         except StoreBusyError:
-            pass
+            pass  # the CLI holds the store: this refresh is skipped, the next one catches up
 
     @on(RunsPolled)
     def _show_runs(self, message: RunsPolled) -> None:
@@ -326,9 +274,7 @@ class RunsScreen(FtodScreen):
     @on(DataTable.RowSelected, "#runs-table")
     def _open_run(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            from tui.screens.run_detail import RunDetailScreen
-
-            self.app.push_screen(RunDetailScreen(str(event.row_key.value)))
+            self.post_message(OpenRun(str(event.row_key.value)))
 
     def action_mark(self) -> None:
         run_id = self.selected_run_id()
@@ -346,55 +292,22 @@ class RunsScreen(FtodScreen):
         if len(chosen) < 2:
             self.notify("Mark two or more runs with space, then press c.", severity="warning")
             return
-        from tui.screens.compare_runs import CompareRunsScreen
-
-        self.app.push_screen(CompareRunsScreen(tuple(chosen)))
+        self.post_message(CompareRuns(tuple(chosen)))
 
     def action_launch(self) -> None:
-        from tui.screens.launch import LaunchScreen
-
-        self.app.push_screen(LaunchScreen())
+        self.post_message(OpenLaunchForm())
 
     def action_cancel_run(self) -> None:
         view = self._selected_view()
-        if view is None:
-            return
-        if view.is_final:
-            self.notify(f"{view.name} is already {view.state}.", severity="warning")
-            return
-        self.notify(f"Cancelling {view.name}: it checkpoints first…")
-        self._run_action("cancel", Path(view.run_dir))
+        if view is not None:
+            self.cancel_run(Path(view.run_dir), view.name, view.state, view.is_final)
 
     def action_resume_run(self) -> None:
         view = self._selected_view()
-        if view is None:
-            return
-        self._run_action("resume", Path(view.run_dir))
+        if view is not None:
+            self.resume_run(Path(view.run_dir))
 
-    @work(thread=True, exit_on_error=False, group="runs-action")
-    def _run_action(self, action: str, run_dir: Path) -> None:
-        from core.runs.launch import cancel_run, resume_run
-        from core.runs.rundir import RunPaths
-        from store.errors import FtodError
-
-        paths = RunPaths(run_dir)
-        try:
-            if action == "cancel":
-                status = cancel_run(paths)
-                summary = f"{paths.run_id}: {status.state}"
-            else:
-                pid = resume_run(paths)
-                summary = f"{paths.run_id}: resumed (pid {pid})"
-        except FtodError as error:
-            self.post_message(self.RunActionDone(error.message, failed=True))
-            return
-        self.post_message(self.RunActionDone(summary, failed=False))
-
-    @on(RunActionDone)
-    def _action_done(self, message: RunActionDone) -> None:
-        self.notify(
-            message.summary, severity="error" if message.failed else "information", markup=False
-        )
+    def after_run_action(self) -> None:
         self.poll_now()
 
 
