@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup demo test check lint types bench clean
+.PHONY: setup demo test check contracts lint types bench clean
 
 $(BIN)/ftod: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ lint: setup
 types: setup
 	$(BIN)/mypy
 
-check: lint types test
+# Import contracts: no cycle between files (lazy and type-only imports included) and
+# imports only tui → core → store.
+contracts: setup
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q tests/test_import_graph.py tests/test_layers.py
+
+check: lint types contracts test
 
 bench: setup
 	$(BIN)/pip install -e '.[bench]'

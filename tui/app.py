@@ -29,9 +29,12 @@ from tui.commands import FtodCommands
 from tui.screens.base import (
     CompareRuns,
     FtodScreen,
+    OpenExample,
+    OpenFindings,
     OpenLaunchForm,
     OpenReviewRoom,
     OpenRun,
+    OpenVersion,
     Repositories,
     error_text,
 )
@@ -39,11 +42,14 @@ from tui.screens.compare_runs import CompareRunsScreen
 from tui.screens.datasets import DatasetsScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.evals import EvalsScreen
+from tui.screens.example import ExampleScreen
+from tui.screens.findings import FindingsScreen
 from tui.screens.help import HelpScreen, help_entries
 from tui.screens.launch import LaunchScreen
 from tui.screens.review import ReviewScreen
 from tui.screens.run_detail import RunDetailScreen
 from tui.screens.runs import RunsScreen
+from tui.screens.version import VersionScreen
 
 INITIAL_SCREENS: dict[str, type[Screen[None]]] = {
     "datasets": DatasetsScreen,
@@ -165,6 +171,19 @@ class FtodApp(App[None]):
             return
         title = screen.sub_title or screen.title or "ftod"
         self.push_screen(HelpScreen(str(title), help_entries(self, screen)))
+
+    # -- the Open… requests of the screens ----------------------------------------------------
+    @on(OpenVersion)
+    def _open_version(self, event: OpenVersion) -> None:
+        self.push_screen(VersionScreen(ref=event.ref))
+
+    @on(OpenFindings)
+    def _open_findings(self, event: OpenFindings) -> None:
+        self.push_screen(FindingsScreen(event.version_id, event.check, event.severity))
+
+    @on(OpenExample)
+    def _open_example(self, event: OpenExample) -> None:
+        self.push_screen(ExampleScreen(event.version_id, event.finding))
 
     @on(OpenRun)
     def _show_run(self, event: OpenRun) -> None:

@@ -21,11 +21,11 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from core.datasets import AddOutcome, add_dataset, validate_name
 from store.errors import FtodError
-from tui.screens.base import DataSource, data_source, error_text
+from tui.screens.base import DataSource, data_source, error_text, report_worker_failure
 
 PROGRESS_INTERVAL_S = 0.1
 
@@ -307,16 +307,15 @@ class AddDatasetScreen(ModalScreen[AddResult | None]):
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "add-dataset":
-            return
-        event.stop()  # this form shows its own errors; the app-wide modal is not needed
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self._set_adding(False)
-            self._say(self.stage, "")
-            title = error.title if isinstance(error, FtodError) else "Could not add the file"
-            self._say(self.form_error, f"{title}: {error_text(error)}")
-            self.path_input.focus()
+        # This form shows its own errors (the app-wide modal is not needed).
+        report_worker_failure(self, event, self._show_failure, lambda group: True)
+
+    def _show_failure(self, error: BaseException | None) -> None:
+        self._set_adding(False)
+        self._say(self.stage, "")
+        title = error.title if isinstance(error, FtodError) else "Could not add the file"
+        self._say(self.form_error, f"{title}: {error_text(error)}")
+        self.path_input.focus()
 
     def action_cancel(self) -> None:
         if self._adding:

@@ -22,7 +22,7 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from core.runs.rundir import RunPaths
-from store.datasets import DatasetRepository
+from store.datasets import DatasetRepository, FindingRecord
 from store.db import Store
 from store.errors import FtodError
 from store.evals import EvalRepository
@@ -241,6 +241,30 @@ class FilteredListScreen(FtodScreen):
 
 
 # -- requests for another screen (the app pushes it) ------------------------------------------
+
+
+@dataclass
+class OpenVersion(Message):
+    """Show one dataset version: by reference ('name' for the latest, 'name@3')."""
+
+    ref: str
+
+
+@dataclass
+class OpenFindings(Message):
+    """Show the findings of a dataset version, all or those of one check (and severity)."""
+
+    version_id: int
+    check: str | None = None
+    severity: str | None = None
+
+
+@dataclass
+class OpenExample(Message):
+    """Show the example (or pair of examples) one finding is about."""
+
+    version_id: int
+    finding: FindingRecord
 
 
 @dataclass

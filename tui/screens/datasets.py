@@ -15,8 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from store.datasets import DatasetListing
 from tui.formatting import display_path, format_count, format_when, short_hash
 from tui.screens.add_dataset import AddDatasetScreen, AddResult
-from tui.screens.base import DataSource, FilteredListScreen
-from tui.screens.version import VersionScreen
+from tui.screens.base import DataSource, FilteredListScreen, OpenVersion
 from tui.widgets.search import SearchBar
 from tui.widgets.table import FtodTable
 
@@ -155,7 +154,7 @@ class DatasetsScreen(FilteredListScreen):
     @on(DataTable.RowSelected, "#datasets-table")
     def _open_dataset(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            self.app.push_screen(VersionScreen(ref=str(event.row_key.value)))
+            self.post_message(OpenVersion(str(event.row_key.value)))
 
     def action_add(self) -> None:
         self.app.push_screen(AddDatasetScreen(), self._after_add)

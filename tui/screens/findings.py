@@ -15,8 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from store.datasets import PAGE_SIZE, FindingRecord
 from tui.formatting import format_count, format_lines, severity_style
-from tui.screens.base import DataSource, FtodScreen, error_text
-from tui.screens.example import ExampleScreen
+from tui.screens.base import DataSource, FtodScreen, OpenExample, error_text
 from tui.widgets.search import SearchBar
 from tui.widgets.table import FtodTable
 
@@ -232,7 +231,7 @@ class FindingsScreen(FtodScreen):
     @on(DataTable.RowSelected, "#findings-table")
     def _open_finding(self, event: DataTable.RowSelected) -> None:
         if 0 <= event.cursor_row < len(self._findings):
-            self.app.push_screen(ExampleScreen(self.version_id, self._findings[event.cursor_row]))
+            self.post_message(OpenExample(self.version_id, self._findings[event.cursor_row]))
 
     def action_search(self) -> None:
         self.search_bar.open()

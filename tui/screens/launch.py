@@ -416,29 +416,6 @@ class LaunchScreen(FtodScreen):
         ),
     ]
 
-    DEFAULT_CSS = """
-    LaunchScreen #launch-body { height: 1fr; }
-    LaunchScreen #launch-form { width: 1fr; height: 1fr; padding: 0 1; }
-    LaunchScreen #launch-side {
-        width: 34;
-        height: 1fr;
-        padding: 0 1;
-        border-left: vkey $primary 50%;
-    }
-    LaunchScreen .launch-section { color: $primary; text-style: bold; margin-top: 1; }
-    LaunchScreen .launch-row { height: 1; }
-    LaunchScreen .launch-label { width: 16; height: 1; }
-    LaunchScreen .launch-row Input, LaunchScreen .launch-row Select { width: 1fr; }
-    LaunchScreen .launch-row Checkbox { width: auto; }
-    LaunchScreen .launch-error { height: auto; color: $error; padding-left: 16; }
-    LaunchScreen .launch-hint { height: auto; color: $text-muted; padding-left: 16; }
-    LaunchScreen #launch-yaml { height: auto; margin-top: 1; color: $text-muted; }
-    LaunchScreen #launch-vram, LaunchScreen #launch-command { height: auto; }
-    LaunchScreen #launch-command { margin-top: 1; }
-    LaunchScreen .launch-buttons { height: auto; margin-top: 1; }
-    LaunchScreen .launch-buttons Button { margin-right: 1; }
-    """
-
     @dataclass
     class DatasetsLoaded(Message):
         """The dataset versions offered as hints, read in a worker."""

@@ -165,23 +165,6 @@ def judge_text(verdict: JudgedExample) -> Text:
 class ReviewScreen(FtodScreen):
     """Judge baseline against candidate, example by example; the slice table on top."""
 
-    DEFAULT_CSS = """
-    ReviewScreen #review-status { height: auto; padding: 0 1; background: $boost; }
-    ReviewScreen #review-slices { height: auto; max-height: 6; }
-    ReviewScreen #review-body { height: 1fr; }
-    ReviewScreen #review-head { height: auto; padding: 0 1; }
-    ReviewScreen #review-input-view { height: auto; padding: 0 1; }
-    ReviewScreen #review-sides { height: auto; margin-top: 1; }
-    ReviewScreen #review-sides > Static { width: 1fr; height: auto; padding: 0 1; }
-    ReviewScreen #review-sides.-narrow { layout: vertical; }
-    ReviewScreen #review-sides.-narrow > Static { width: 100%; }
-    ReviewScreen #review-sides.-narrow #review-candidate { margin-top: 1; }
-    ReviewScreen #review-baseline { border-right: vkey $primary; }
-    ReviewScreen #review-sides.-narrow #review-baseline { border-right: none; }
-    ReviewScreen #review-input { display: none; }
-    ReviewScreen #review-input.-open { display: block; }
-    """
-
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "1",

@@ -24,8 +24,7 @@ from tui.formatting import (
     severity_style,
     short_hash,
 )
-from tui.screens.base import DataSource, FtodScreen, error_text
-from tui.screens.findings import FindingsScreen
+from tui.screens.base import DataSource, FtodScreen, OpenFindings, error_text
 from tui.widgets.bars import BarChart
 from tui.widgets.scroll import ScrollPane
 from tui.widgets.table import FtodTable
@@ -236,13 +235,11 @@ class VersionScreen(FtodScreen):
         if self._detail is None or event.row_key.value is None:
             return
         check, _, severity = str(event.row_key.value).partition("\x1f")
-        self.app.push_screen(
-            FindingsScreen(self._detail.version.version_id, check, severity or None)
-        )
+        self.post_message(OpenFindings(self._detail.version.version_id, check, severity or None))
 
     def action_all_findings(self) -> None:
         if self._detail is not None:
-            self.app.push_screen(FindingsScreen(self._detail.version.version_id, None))
+            self.post_message(OpenFindings(self._detail.version.version_id))
 
     def action_step(self, delta: int) -> None:
         detail = self._detail
