@@ -57,7 +57,9 @@ async def test_enter_and_ftod_review_open_the_same_pair(gated_newest: Workspace)
     assert cli_pair == ("base", "tuned-v4")  # the gate's baseline, not tuned-v3
     app = make_app(gated_newest)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_evals(app, pilot)  # it opens on the newest eval
+        screen = await open_evals(app, pilot)  # the tests' helper puts the cursor on top
+        await press(pilot, *"jjjjj")
+        assert screen.selected_eval_id() == screen.entries[-1].eval_id  # tuned-v4
         await press(pilot, "enter")
         room = app.screen
         assert isinstance(room, ReviewScreen)
