@@ -95,7 +95,9 @@ def report_worker_failure(
 ) -> None:
     """The dashboard's one worker-failure policy, for every screen and form.
 
-    Workers run with `exit_on_error=False` and let errors rise (none catches its own). A
+    Workers run with `exit_on_error=False` and let errors rise rather than post failure
+    messages of their own (only the runs screen's background index refresh skips a busy
+    store, and the launch form keeps a VRAM estimate's error in its panel). A
     failed worker of `screen` is first shown there (`show_here`: a status line, a form's
     error line); then, unless `shown_whole(group)`, it goes to the app as LoadFailed, which
     shows an FtodError as a modal with its title and message, a busy store as a
