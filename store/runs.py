@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
+
 from store.db import Store
 from store.errors import NotFoundError
 
@@ -31,6 +33,66 @@ METRIC_COLUMNS = (
     "val_token_accuracy",
 )
 _INTEGER_COLUMNS = frozenset({"tokens", "mem_allocated", "mem_reserved", "mem_peak"})
+
+# The largest whole number each integer column holds (migration 7): steps and byte counts
+# are BIGINT; token counts HUGEINT, written through Arrow as DECIMAL(38, 0), hence 10^38 - 1.
+BIGINT_MAX = 2**63 - 1
+INTEGER_LIMITS: dict[str, int] = {
+    "step": BIGINT_MAX,
+    "total_steps": BIGINT_MAX,
+    "pid": BIGINT_MAX,
+    "tokens": 10**38 - 1,
+    "mem_allocated": BIGINT_MAX,
+    "mem_reserved": BIGINT_MAX,
+    "mem_peak": BIGINT_MAX,
+}
+
+
+def out_of_range(column: str, value: Any) -> str | None:
+    """Why `value` cannot be stored in `column`, or None when it can (or is not an integer)."""
+    limit = INTEGER_LIMITS.get(column)
+    if limit is None or isinstance(value, bool) or not isinstance(value, int):
+        return None
+    if -limit - 1 <= value <= limit:
+        return None
+    return f"{column} {value} is out of range (the runs index holds up to {limit})"
+
+
+def header_problem(header: RunHeader) -> str | None:
+    """Why the runs table cannot hold this header, or None."""
+    for column in ("step", "total_steps", "pid"):
+        value = getattr(header, column)
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (isinstance(value, float) and not math.isfinite(value)):
+            return f"{column} {value!r} in status.json is not a number"
+        problem = out_of_range(column, int(value))
+        if problem is not None:
+            return problem
+    return None
+
+
+def metrics_problem(metrics: Sequence[dict[str, Any]]) -> str | None:
+    """Why run_metrics cannot hold one of these rows (as ingest builds them), or None."""
+    for metric in metrics:
+        problem = out_of_range("step", metric.get("step"))
+        for column in _INTEGER_COLUMNS:
+            if problem is None:
+                problem = out_of_range(column, _integer(metric.get(column)))
+        if problem is not None:
+            return f"{metric.get('kind', 'metric')} row at step {metric.get('step')}: {problem}"
+    return None
+
+
+def _integer(value: Any) -> int | None:
+    """An integer column's value as ingest writes it (a float is truncated), else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +185,7 @@ def _db_value(column: str, value: Any) -> Any:
     if value is None or isinstance(value, bool):
         return None
     if column in _INTEGER_COLUMNS:
-        try:
-            return int(value)
-        except (TypeError, ValueError, OverflowError):
-            return None
+        return _integer(value)
     if isinstance(value, int | float):
         return float(value)
     return None
@@ -257,6 +316,28 @@ class RunRepository:
                     )
                 self._summarise(connection, header.run_id)
 
+    def ingest_what_fits(self, batch: Sequence[RunIngest], ingested_at: float) -> dict[str, str]:
+        """Like `ingest`, but a run the index cannot hold is left out instead of failing
+        every other run with it. Returns why each left-out run was refused, by run id."""
+        refused: dict[str, str] = {}
+        fits: list[RunIngest] = []
+        for item in batch:
+            problem = header_problem(item.header) or metrics_problem(item.metrics)
+            if problem is None:
+                fits.append(item)
+            else:
+                refused[item.header.run_id] = problem
+        try:
+            self.ingest(fits, ingested_at)
+        except _ROW_ERRORS:
+            # A value the checks above did not foresee: one transaction per run finds it.
+            for item in fits:
+                try:
+                    self.ingest([item], ingested_at)
+                except _ROW_ERRORS as exc:
+                    refused[item.header.run_id] = f"{type(exc).__name__}: {exc}"
+        return refused
+
     def _summarise(self, connection: Any, run_id: str) -> None:
         connection.execute(
             """UPDATE runs SET
@@ -284,15 +365,23 @@ class RunRepository:
                 connection.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
 
+# What writing one run's rows can raise when a value does not fit (DuckDB's conversion and
+# constraint errors, Arrow's ArrowInvalid/ArrowTypeError, int overflow). A busy store is a
+# StoreBusyError and is not among them: it is no fault of the run.
+_ROW_ERRORS = (duckdb.Error, ValueError, TypeError, OverflowError, NotImplementedError)
+
+
 def _metrics_table(columns: Sequence[str], rows: list[list[Any]]) -> Any:
     import pyarrow as pa
 
     types = {
         "run_id": pa.string(),
         "kind": pa.string(),
-        "step": pa.int32(),
+        "step": pa.int64(),
         "extra": pa.string(),
         **{name: pa.int64() for name in _INTEGER_COLUMNS},
+        # Arrow has no 128-bit integer; DuckDB casts DECIMAL(38, 0) to the HUGEINT column.
+        "tokens": pa.decimal128(38, 0),
     }
     arrays = [
         pa.array([row[index] for row in rows], type=types.get(name, pa.float64()))

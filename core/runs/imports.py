@@ -16,8 +16,10 @@ from core.runs import rundir
 from core.runs.importers.base import MAX_BYTES, ImportedLog, read_bytes
 from core.runs.importers.events import as_int
 from core.runs.importers.registry import EXPECTED, FORMATS, detect_format, read_log
+from core.runs.ingest import metric_rows
 from core.runs.rundir import RunPaths, RunStatus
 from store.errors import InputError
+from store.runs import metrics_problem, out_of_range
 
 __all__ = [
     "EXPECTED",
@@ -62,6 +64,7 @@ def create_imported_run(runs_dir: Path, source: Path, *, name: str | None = None
     run_name = name or _default_name(source)
     created = rundir.now()
     run_id = rundir.new_run_id(run_name, created)
+    _refuse_what_the_index_cannot_hold(source, _imported_status(run_id, source.name, log), log)
     absolute = str(source.resolve())
     digest = hashlib.sha256(data).hexdigest()
 
@@ -114,6 +117,18 @@ def create_imported_run(runs_dir: Path, source: Path, *, name: str | None = None
         shutil.rmtree(building, ignore_errors=True)
         raise
     return RunPaths(final)
+
+
+def _refuse_what_the_index_cannot_hold(source: Path, status: RunStatus, log: ImportedLog) -> None:
+    """InputError before anything is written when ingest could not store the run: a run
+    directory the index cannot hold would be skipped by every later command."""
+    problem = (
+        out_of_range("step", status.step)
+        or out_of_range("total_steps", status.total_steps)
+        or metrics_problem(metric_rows(log.events))
+    )
+    if problem is not None:
+        raise InputError(f"{source}: {problem}; nothing was imported", title="Value out of range")
 
 
 def _last_step(log: ImportedLog) -> int:
