@@ -36,63 +36,16 @@ _INTEGER_COLUMNS = frozenset({"tokens", "mem_allocated", "mem_reserved", "mem_pe
 
 # The largest whole number each integer column holds (migration 7): steps and byte counts
 # are BIGINT; token counts HUGEINT, written through Arrow as DECIMAL(38, 0), hence 10^38 - 1.
-BIGINT_MAX = 2**63 - 1
-INTEGER_LIMITS: dict[str, int] = {
-    "step": BIGINT_MAX,
-    "total_steps": BIGINT_MAX,
-    "pid": BIGINT_MAX,
-    "tokens": 10**38 - 1,
-    "mem_allocated": BIGINT_MAX,
-    "mem_reserved": BIGINT_MAX,
-    "mem_peak": BIGINT_MAX,
+BIGINT = (-(2**63), 2**63 - 1)
+INTEGER_LIMITS: dict[str, tuple[int, int]] = {
+    "step": BIGINT,
+    "total_steps": BIGINT,
+    "pid": BIGINT,
+    "tokens": (-(10**38) + 1, 10**38 - 1),
+    "mem_allocated": BIGINT,
+    "mem_reserved": BIGINT,
+    "mem_peak": BIGINT,
 }
-
-
-def out_of_range(column: str, value: Any) -> str | None:
-    """Why `value` cannot be stored in `column`, or None when it can (or is not an integer)."""
-    limit = INTEGER_LIMITS.get(column)
-    if limit is None or isinstance(value, bool) or not isinstance(value, int):
-        return None
-    if -limit - 1 <= value <= limit:
-        return None
-    return f"{column} {value} is out of range (the runs index holds up to {limit})"
-
-
-def header_problem(header: RunHeader) -> str | None:
-    """Why the runs table cannot hold this header, or None."""
-    for column in ("step", "total_steps", "pid"):
-        value = getattr(header, column)
-        if value is None:
-            continue
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or (isinstance(value, float) and not math.isfinite(value)):
-            return f"{column} {value!r} in status.json is not a number"
-        problem = out_of_range(column, int(value))
-        if problem is not None:
-            return problem
-    return None
-
-
-def metrics_problem(metrics: Sequence[dict[str, Any]]) -> str | None:
-    """Why run_metrics cannot hold one of these rows (as ingest builds them), or None."""
-    for metric in metrics:
-        problem = out_of_range("step", metric.get("step"))
-        for column in _INTEGER_COLUMNS:
-            if problem is None:
-                problem = out_of_range(column, _integer(metric.get(column)))
-        if problem is not None:
-            return f"{metric.get('kind', 'metric')} row at step {metric.get('step')}: {problem}"
-    return None
-
-
-def _integer(value: Any) -> int | None:
-    """An integer column's value as ingest writes it (a float is truncated), else None."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +142,54 @@ def _db_value(column: str, value: Any) -> Any:
     if isinstance(value, int | float):
         return float(value)
     return None
+
+
+def out_of_range(column: str, value: Any) -> str | None:
+    """Why `value` cannot be stored in `column`, or None when it can (or is not an integer)."""
+    limits = INTEGER_LIMITS.get(column)
+    if limits is None or isinstance(value, bool) or not isinstance(value, int):
+        return None
+    low, high = limits
+    if low <= value <= high:
+        return None
+    return f"{column} {value} is out of range (the runs index holds {low} to {high})"
+
+
+def header_problem(header: RunHeader) -> str | None:
+    """Why the runs table cannot hold this header, or None."""
+    for column in ("step", "total_steps", "pid"):
+        value = getattr(header, column)
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (isinstance(value, float) and not math.isfinite(value)):
+            return f"{column} {value!r} in status.json is not a number"
+        problem = out_of_range(column, int(value))
+        if problem is not None:
+            return problem
+    return None
+
+
+def metrics_problem(metrics: Sequence[dict[str, Any]]) -> str | None:
+    """Why run_metrics cannot hold one of these rows (as ingest builds them), or None."""
+    for metric in metrics:
+        problem = out_of_range("step", metric.get("step"))
+        for column in _INTEGER_COLUMNS:
+            if problem is None:
+                problem = out_of_range(column, _integer(metric.get(column)))
+        if problem is not None:
+            return f"{metric.get('kind', 'metric')} row at step {metric.get('step')}: {problem}"
+    return None
+
+
+def _integer(value: Any) -> int | None:
+    """An integer column's value as ingest writes it (a float is truncated), else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class RunRepository:
