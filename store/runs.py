@@ -172,12 +172,19 @@ def header_problem(header: RunHeader) -> str | None:
 
 def metrics_problem(metrics: Sequence[dict[str, Any]]) -> str | None:
     """Why run_metrics cannot hold one of these rows (as ingest builds them), or None."""
-    for metric in metrics:
-        problem = out_of_range("step", metric.get("step"))
-        for column in _INTEGER_COLUMNS:
-            if problem is None:
-                problem = out_of_range(column, _integer(metric.get(column)))
-        if problem is not None:
+    for column in ("step", *sorted(_INTEGER_COLUMNS)):
+        low, high = INTEGER_LIMITS[column]
+        # A NaN compares false and an infinity is stored as NULL: neither is out of range.
+        beyond = [
+            metric
+            for metric in metrics
+            if isinstance(value := metric.get(column), int | float)
+            and (value > high or value < low)
+            and not math.isinf(value)
+        ]
+        if beyond:
+            metric = beyond[0]
+            problem = out_of_range(column, int(metric[column]))
             return f"{metric.get('kind', 'metric')} row at step {metric.get('step')}: {problem}"
     return None
 
@@ -320,23 +327,23 @@ class RunRepository:
     def ingest_what_fits(self, batch: Sequence[RunIngest], ingested_at: float) -> dict[str, str]:
         """Like `ingest`, but a run the index cannot hold is left out instead of failing
         every other run with it. Returns why each left-out run was refused, by run id."""
-        refused: dict[str, str] = {}
-        fits: list[RunIngest] = []
-        for item in batch:
-            problem = header_problem(item.header) or metrics_problem(item.metrics)
-            if problem is None:
-                fits.append(item)
-            else:
-                refused[item.header.run_id] = problem
         try:
-            self.ingest(fits, ingested_at)
+            self.ingest(batch, ingested_at)
+            return {}
         except _ROW_ERRORS:
-            # A value the checks above did not foresee: one transaction per run finds it.
-            for item in fits:
-                try:
-                    self.ingest([item], ingested_at)
-                except _ROW_ERRORS as exc:
-                    refused[item.header.run_id] = f"{type(exc).__name__}: {exc}"
+            pass
+        # The batch was rolled back as a whole: one transaction per run finds the bad ones.
+        # Checked only now, so a batch that fits pays nothing for the checks.
+        refused: dict[str, str] = {}
+        for item in batch:
+            try:
+                self.ingest([item], ingested_at)
+            except _ROW_ERRORS as exc:
+                refused[item.header.run_id] = (
+                    header_problem(item.header)
+                    or metrics_problem(item.metrics)
+                    or f"{type(exc).__name__}: {exc}"
+                )
         return refused
 
     def _summarise(self, connection: Any, run_id: str) -> None:
