@@ -266,4 +266,42 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             )""",
         ],
     ),
+    (
+        7,
+        [
+            # Tools log steps past 2^31 (a step counter that never resets, a sample count
+            # logged as the step) and token counts past 2^63 (cumulative over a long
+            # pretraining); INTEGER steps and BIGINT tokens made one such log fail every
+            # ingest. Steps become BIGINT, token counts HUGEINT.
+            "ALTER TABLE runs ALTER COLUMN pid TYPE BIGINT",
+            "ALTER TABLE runs ALTER COLUMN step TYPE BIGINT",
+            "ALTER TABLE runs ALTER COLUMN total_steps TYPE BIGINT",
+            "ALTER TABLE runs ALTER COLUMN best_val_step TYPE BIGINT",
+            # DuckDB cannot change the type of a primary-key column in place: copy the table.
+            """CREATE TABLE run_metrics_v7 (
+                run_id VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                step BIGINT NOT NULL,
+                time DOUBLE,
+                epoch DOUBLE,
+                loss DOUBLE,
+                lr DOUBLE,
+                grad_norm DOUBLE,
+                tokens HUGEINT,
+                tokens_per_s DOUBLE,
+                mem_allocated BIGINT,
+                mem_reserved BIGINT,
+                mem_peak BIGINT,
+                val_loss DOUBLE,
+                val_token_accuracy DOUBLE,
+                extra JSON,
+                PRIMARY KEY (run_id, kind, step)
+            )""",
+            """INSERT INTO run_metrics_v7 SELECT run_id, kind, step, time, epoch, loss, lr,
+                grad_norm, tokens, tokens_per_s, mem_allocated, mem_reserved, mem_peak,
+                val_loss, val_token_accuracy, extra FROM run_metrics""",
+            "DROP TABLE run_metrics",
+            "ALTER TABLE run_metrics_v7 RENAME TO run_metrics",
+        ],
+    ),
 ]

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
+
 from store.db import Store
 from store.errors import NotFoundError
 
@@ -31,6 +33,19 @@ METRIC_COLUMNS = (
     "val_token_accuracy",
 )
 _INTEGER_COLUMNS = frozenset({"tokens", "mem_allocated", "mem_reserved", "mem_peak"})
+
+# The largest whole number each integer column holds (migration 7): steps and byte counts
+# are BIGINT; token counts HUGEINT, written through Arrow as DECIMAL(38, 0), hence 10^38 - 1.
+BIGINT = (-(2**63), 2**63 - 1)
+INTEGER_LIMITS: dict[str, tuple[int, int]] = {
+    "step": BIGINT,
+    "total_steps": BIGINT,
+    "pid": BIGINT,
+    "tokens": (-(10**38) + 1, 10**38 - 1),
+    "mem_allocated": BIGINT,
+    "mem_reserved": BIGINT,
+    "mem_peak": BIGINT,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +138,65 @@ def _db_value(column: str, value: Any) -> Any:
     if value is None or isinstance(value, bool):
         return None
     if column in _INTEGER_COLUMNS:
-        try:
-            return int(value)
-        except (TypeError, ValueError, OverflowError):
-            return None
+        return _integer(value)
     if isinstance(value, int | float):
         return float(value)
     return None
+
+
+def out_of_range(column: str, value: Any) -> str | None:
+    """Why `value` cannot be stored in `column`, or None when it can (or is not an integer)."""
+    limits = INTEGER_LIMITS.get(column)
+    if limits is None or isinstance(value, bool) or not isinstance(value, int):
+        return None
+    low, high = limits
+    if low <= value <= high:
+        return None
+    return f"{column} {value} is out of range (the runs index holds {low} to {high})"
+
+
+def header_problem(header: RunHeader) -> str | None:
+    """Why the runs table cannot hold this header, or None."""
+    for column in ("step", "total_steps", "pid"):
+        value = getattr(header, column)
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (isinstance(value, float) and not math.isfinite(value)):
+            return f"{column} {value!r} in status.json is not a number"
+        problem = out_of_range(column, int(value))
+        if problem is not None:
+            return problem
+    return None
+
+
+def metrics_problem(metrics: Sequence[dict[str, Any]]) -> str | None:
+    """Why run_metrics cannot hold one of these rows (as ingest builds them), or None."""
+    for column in ("step", *sorted(_INTEGER_COLUMNS)):
+        low, high = INTEGER_LIMITS[column]
+        # A NaN compares false and an infinity is stored as NULL: neither is out of range.
+        beyond = [
+            metric
+            for metric in metrics
+            if isinstance(value := metric.get(column), int | float)
+            and (value > high or value < low)
+            and not math.isinf(value)
+        ]
+        if beyond:
+            metric = beyond[0]
+            problem = out_of_range(column, int(metric[column]))
+            return f"{metric.get('kind', 'metric')} row at step {metric.get('step')}: {problem}"
+    return None
+
+
+def _integer(value: Any) -> int | None:
+    """An integer column's value as ingest writes it (a float is truncated), else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class RunRepository:
@@ -257,6 +324,28 @@ class RunRepository:
                     )
                 self._summarise(connection, header.run_id)
 
+    def ingest_what_fits(self, batch: Sequence[RunIngest], ingested_at: float) -> dict[str, str]:
+        """Like `ingest`, but a run the index cannot hold is left out instead of failing
+        every other run with it. Returns why each left-out run was refused, by run id."""
+        try:
+            self.ingest(batch, ingested_at)
+            return {}
+        except _ROW_ERRORS:
+            pass
+        # The batch was rolled back as a whole: one transaction per run finds the bad ones.
+        # Checked only now, so a batch that fits pays nothing for the checks.
+        refused: dict[str, str] = {}
+        for item in batch:
+            try:
+                self.ingest([item], ingested_at)
+            except _ROW_ERRORS as exc:
+                refused[item.header.run_id] = (
+                    header_problem(item.header)
+                    or metrics_problem(item.metrics)
+                    or f"{type(exc).__name__}: {exc}"
+                )
+        return refused
+
     def _summarise(self, connection: Any, run_id: str) -> None:
         connection.execute(
             """UPDATE runs SET
@@ -284,15 +373,23 @@ class RunRepository:
                 connection.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
 
 
+# What writing one run's rows can raise when a value does not fit (DuckDB's conversion and
+# constraint errors, Arrow's ArrowInvalid/ArrowTypeError, int overflow). A busy store is a
+# StoreBusyError and is not among them: it is no fault of the run.
+_ROW_ERRORS = (duckdb.Error, ValueError, TypeError, OverflowError, NotImplementedError)
+
+
 def _metrics_table(columns: Sequence[str], rows: list[list[Any]]) -> Any:
     import pyarrow as pa
 
     types = {
         "run_id": pa.string(),
         "kind": pa.string(),
-        "step": pa.int32(),
+        "step": pa.int64(),
         "extra": pa.string(),
         **{name: pa.int64() for name in _INTEGER_COLUMNS},
+        # Arrow has no 128-bit integer; DuckDB casts DECIMAL(38, 0) to the HUGEINT column.
+        "tokens": pa.decimal128(38, 0),
     }
     arrays = [
         pa.array([row[index] for row in rows], type=types.get(name, pa.float64()))

@@ -613,3 +613,49 @@ def test_printed_config_dicts_are_not_metric_rows(tmp_path: Path) -> None:
     )
     log = parse_training_log(write(tmp_path / "run.log", text))
     assert [(e["type"], e["loss"]) for e in log.events] == [("train", 1.25)]
+
+
+# -- the registry of formats -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda path: path.name[:70])
+def test_every_real_log_is_detected_as_its_format_from_the_content(
+    path: Path, tmp_path: Path
+) -> None:
+    from core.runs.importers.registry import detect_format
+
+    # The collected files are named <format>__<source>__<what is special>; console
+    # captures are named by what they are, stdout.
+    prefix = path.name.split("__", 1)[0]
+    expected = {"stdout": "stdout_metrics"}.get(prefix, prefix)
+    assert expected in imports.FORMATS
+    assert imports.detect_format(path) == expected
+    # The name is only a hint: the same bytes under a neutral name are the same format.
+    neutral = write(tmp_path / "log", path.read_bytes())
+    assert detect_format(neutral) == expected
+    assert parse_training_log(neutral).format == expected
+
+
+def test_the_registry_lists_each_format_once_in_the_order_ties_are_broken() -> None:
+    from core.runs.importers.registry import IMPORTERS
+
+    assert tuple(importer.name for importer in IMPORTERS) == imports.FORMATS
+    assert len(set(imports.FORMATS)) == len(imports.FORMATS)
+    for importer in IMPORTERS:
+        assert importer.expects in imports.EXPECTED
+
+
+def test_a_state_that_also_has_current_steps_is_a_trainer_state(tmp_path: Path) -> None:
+    state = {"log_history": [{"loss": 1.0, "step": 5}], "current_steps": 5, "max_steps": 5}
+    source = write(tmp_path / "mixed.json", json.dumps(state))
+    assert imports.detect_format(source) == "hf_trainer_state"
+    assert parse_training_log(source).format == "hf_trainer_state"
+
+
+def test_a_csv_without_the_columns_is_refused_as_a_csv_not_read_as_stdout(
+    tmp_path: Path,
+) -> None:
+    source = write(tmp_path / "metrics.csv", "epoch,accuracy\n1,0.5\n2,0.6\n")
+    assert imports.detect_format(source) == "openai_results_csv"
+    with pytest.raises(InputError, match="without a step column"):
+        parse_training_log(source)

@@ -119,3 +119,58 @@ def test_import_of_an_output_folder_takes_its_newest_checkpoint_state(
     empty.mkdir()
     refused = invoke(workspace, "runs", "import", str(empty))
     assert refused.exit_code == 2 and "trainer_state.json" in refused.output
+
+
+def run_folders(workspace: Any) -> list[str]:
+    return sorted(path.name for path in workspace.runs_dir.iterdir())
+
+
+def test_steps_past_int32_import_and_list(workspace: Any, tmp_path: Path) -> None:
+    step = 2**31 + 5
+    log = tmp_path / "trainer_state.json"
+    history = [{"loss": 1.0, "step": step, "num_input_tokens_seen": 2**65}]
+    log.write_text(json.dumps({"log_history": history, "max_steps": step, "global_step": step}))
+    imported = invoke(workspace, "runs", "import", str(log), "--json")
+    assert imported.exit_code == 0, imported.output
+    (listed,) = json.loads(invoke(workspace, "runs", "list", "--json").output)
+    assert (listed["step"], listed["total_steps"], listed["state"]) == (step, step, "succeeded")
+
+
+@pytest.mark.parametrize(
+    ("row", "refused"),
+    [
+        ({"loss": 1.0, "step": 2**63}, "step 9223372036854775808 is out of range"),
+        ({"loss": 1.0, "step": 4, "num_input_tokens_seen": 10**39}, "tokens 1"),
+    ],
+    ids=["step", "tokens"],
+)
+def test_values_the_index_cannot_hold_are_refused_before_a_run_folder_exists(
+    workspace: Any, tmp_path: Path, row: dict[str, Any], refused: str
+) -> None:
+    log = tmp_path / "trainer_state.json"
+    log.write_text(json.dumps({"log_history": [row]}))
+    before = run_folders(workspace)
+    for _attempt in range(2):  # a retry adds no folder either
+        result = invoke(workspace, "runs", "import", str(log))
+        assert result.exit_code == 2, result.output
+        assert refused in result.output and "nothing was imported" in result.output
+        assert run_folders(workspace) == before
+    assert invoke(workspace, "runs", "list", "--json").exit_code == 0
+
+
+def test_an_import_the_index_refuses_after_all_leaves_no_folder(
+    workspace: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.runs.imports
+
+    # Were the checks before the import to miss a value, ingest still refuses the run:
+    # the folder goes too, so no later command trips over it.
+    monkeypatch.setattr(core.runs.imports, "metrics_problem", lambda rows: None)
+    log = tmp_path / "trainer_state.json"
+    row = {"loss": 1.0, "step": 4, "num_input_tokens_seen": 10**39}
+    log.write_text(json.dumps({"log_history": [row]}))
+    before = run_folders(workspace)
+    result = invoke(workspace, "runs", "import", str(log))
+    assert result.exit_code == 2, result.output
+    assert "cannot be imported" in result.output and "tokens" in result.output
+    assert run_folders(workspace) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,11 +31,30 @@ def _run_repository(ctx: click.Context) -> Any:
     return RunRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
 
 
-def _ingested(ctx: click.Context) -> Any:
+def _ingest_report(ctx: click.Context) -> tuple[Any, Any]:
     from core.runs.ingest import ingest_runs
 
     repository = _run_repository(ctx)
-    ingest_runs(_workspace(ctx), repository)
+    return repository, ingest_runs(_workspace(ctx), repository)
+
+
+def _warn_skipped(report: Any, but: str | None = None) -> None:
+    # stderr, so `--json` output stays one JSON document.
+    for skipped in report.skipped:
+        if skipped.run_id != but:
+            click.echo(f"ftod: warning: {skipped.warning()}", err=True)
+
+
+def _ingested(ctx: click.Context, showing: str | None = None) -> Any:
+    """The runs index, brought up to date; a run directory it skipped is named on stderr,
+    and asking for that run (`showing`) says why it is not in the index."""
+    from store.errors import InputError
+
+    repository, report = _ingest_report(ctx)
+    _warn_skipped(report, but=showing)
+    for skipped in report.skipped:
+        if skipped.run_id == showing:
+            raise InputError(skipped.warning(), title="Run not indexed")
     return repository
 
 
@@ -240,7 +260,7 @@ def runs_show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
     from core.runs.launch import find_run
 
     paths = find_run(_workspace(ctx), run_ref)
-    repository = _ingested(ctx)
+    repository = _ingested(ctx, showing=paths.run_id)
     payload = _summary_json(paths)
     record = repository.run(paths.run_id)
     payload["config"] = record.config
@@ -370,7 +390,14 @@ def runs_import(ctx: click.Context, path: Path, name: str | None, as_json: bool)
         raise InputError(f"{path}: no such file")
     workspace = _workspace(ctx)
     paths = create_imported_run(workspace.runs_dir, path, name=name)
-    _ingested(ctx)
+    _, report = _ingest_report(ctx)
+    _warn_skipped(report, but=paths.run_id)
+    for skipped in report.skipped:
+        if skipped.run_id == paths.run_id:
+            # The checks before the import should have refused it; never leave a run
+            # behind that the index cannot hold (a retry would add another).
+            shutil.rmtree(paths.root, ignore_errors=True)
+            raise InputError(f"{path} cannot be imported: {skipped.reason}")
     if as_json:
         click.echo(json.dumps(_summary_json(paths), default=str))
         return

@@ -337,3 +337,36 @@ async def test_dashboard_closed_mid_run_reattaches_to_the_whole_history(
 
 def _logged(paths: RunPaths) -> int:
     return sum(1 for r in iter_records(paths.events) if r.get("type") == "train")
+
+
+async def test_a_poisoned_run_directory_leaves_the_runs_screen_and_index_working(
+    empty_workspace: Workspace,
+) -> None:
+    from store.db import Store
+    from store.runs import RunRepository
+
+    make_run(empty_workspace, "good", state="succeeded", steps=3)
+    # Values no runs index holds, written by hand: a status step past BIGINT and a token
+    # count past HUGEINT.
+    bad_status = make_run(empty_workspace, "bad-status", state="succeeded", steps=2)
+    write_status(bad_status, RunStatus(run_id="bad-status", state="succeeded", step=2**64))
+    bad_tokens = make_run(empty_workspace, "bad-tokens", state="succeeded", steps=2)
+    with EventWriter(bad_tokens.events) as events:
+        events.write({**train_event(3), "tokens": 10**40})
+    app = runs_app(empty_workspace)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = runs_screen(app)
+        await wait_for(pilot, lambda: len(screen.views) == 3, 5)
+        await wait_for(
+            pilot,
+            lambda: (
+                not any(w.group == "runs-ingest" and w.is_running for w in screen.workers)
+                and bool(RunRepository(Store.open(empty_workspace)).list_runs())
+            ),
+            10,
+        )
+        assert "Could not read runs" not in shown(screen.status)
+        assert isinstance(app.screen, RunsScreen)  # no error modal over it
+        assert {view.run_id for view in screen.views} == {"good", "bad-status", "bad-tokens"}
+    indexed = RunRepository(Store.open(empty_workspace)).list_runs()
+    assert [record.run_id for record in indexed] == ["good"]
