@@ -469,7 +469,7 @@ def test_custom_scorer_errors_name_the_scorer(custom_file: Path) -> None:
         build_scorer({"name": "custom", "function": "overlap", "kind": "pass_fail"})
     with pytest.raises(InputError, match=r"'unmarked' is not registered \(registered: broken"):
         build_scorer("custom:unmarked")
-    with pytest.raises(InputError, match="no longer imports module:function.*--scorer-file"):
+    with pytest.raises(InputError, match=r"no longer imports module:function.*--scorer-file"):
         build_scorer(f"custom:{custom_file.stem}:polite")
 
 
