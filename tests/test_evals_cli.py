@@ -289,13 +289,14 @@ def test_a_scorer_name_stored_with_other_settings_is_refused(support: Any, tmp_p
     assert refund["overall"]["delta"] == 0.0 and refund["overall"]["n"] == N_ROWS - 2
 
 
-def test_custom_scorers_see_the_example(support: Any, tmp_path: Path, monkeypatch: Any) -> None:
+def test_custom_scorers_see_the_example(support: Any, tmp_path: Path) -> None:
     module = tmp_path / "my_scorers.py"
     module.write_text(
+        "from core.evals.scorers import scorer\n"
+        "@scorer('slice_is_billing')\n"
         "def slice_is_billing(output, reference, example):\n"
         "    return example['slice'] == 'billing' and reference is not None\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
     payload = stdout_json(
         invoke(
             support,
@@ -303,7 +304,9 @@ def test_custom_scorers_see_the_example(support: Any, tmp_path: Path, monkeypatc
             "base",
             "tuned",
             "--scorer",
-            "custom:my_scorers:slice_is_billing",
+            "custom:slice_is_billing",
+            "--scorer-file",
+            str(module),
             "--json",
         )
     )

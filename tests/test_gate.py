@@ -398,3 +398,50 @@ def test_bounds_tolerate_rounding_but_zero_stays_strict() -> None:
     assert verdict_of(rule, stats("s", 0.3 - 0.1, (0.1, 0.3)))
     assert not verdict_of(rule, stats("s", 0.3, (0.0, 0.5)))
     assert verdict_of(rule, stats("s", 0.3, (1e-15, 0.5)))
+
+
+# -- scorers that name code (issue #10 §1) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scorer", "message"),
+    [
+        (
+            "custom:shutil:rmtree",
+            r"rule 1 \(slice a\): scorer 'custom:shutil:rmtree': .*--scorer-file",
+        ),
+        ("custom:builtins:exec", "no longer imports module:function"),
+        ("custom:nobody_registered_this", "'nobody_registered_this' is not registered"),
+        ("custom", "function is required"),
+        ("chrf:char_order=999999999", "char_order must be a whole number"),
+    ],
+)
+def test_a_spec_naming_code_or_a_bad_scorer_is_refused_at_load(scorer: str, message: str) -> None:
+    with pytest.raises(InputError, match=message) as caught:
+        parse_gate_spec({"scorer": scorer, "rules": [{"slice": "a", "kind": "target"}]})
+    assert caught.value.exit_code == 2
+
+
+def test_a_spec_may_name_registered_scorers_and_stored_aliases(tmp_path: Path) -> None:
+    from core.evals.scorers import load_scorer_files
+
+    path = tmp_path / "team.py"
+    path.write_text(
+        "from core.evals.scorers import scorer\n"
+        "@scorer('polite')\n"
+        "def polite(output, reference, example):\n"
+        "    return 'please' in output\n"
+    )
+    load_scorer_files([path])
+    try:
+        spec = parse_gate_spec(
+            {
+                "rules": [
+                    {"slice": "a", "kind": "target", "scorer": "custom:polite"},
+                    {"slice": "a", "kind": "target", "scorer": "has_refund"},  # an `as` alias
+                ]
+            }
+        )
+    finally:
+        load_scorer_files([])
+    assert spec.scorers == ("custom:polite", "has_refund")

@@ -454,3 +454,66 @@ def test_a_crash_mid_judge_keeps_its_readings_and_resume_judges_only_the_rest(
     for got, want in zip(resumed, judges.verdicts(fresh.run.judge_id), strict=True):
         assert (got.line, got.verdict) == (want.line, want.verdict)
         assert got.p_candidate == pytest.approx(want.p_candidate, abs=1e-5)
+
+
+# -- unbounded and unsafe inputs (issue #10 §6, §7) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{response_a} {response_b} {response_a.x}", r"\(\{response_a\.x\}\)"),
+        ("{response_a.__class__} {response_a} {response_b}", r"\{response_a\.__class__\}"),
+        ("{response_a[0]} {response_a} {response_b}", r"\{response_a\[0\]\}"),
+        ("{response_a:>999999999} {response_b}", "without conversions or format specs"),
+        ("{response_a!r} {response_b}", r"has \{response_a!r\}"),
+        ("{response_a} {response_b} {}", "a field other than"),
+        ("{response_a} {response_b} {", "unbalanced brace"),
+        ("{response_a} {{response_b}}", "lacks {response_b}"),
+    ],
+)
+def test_template_fields_are_plain_names(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "template.txt"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        load_template(path)
+
+
+def test_template_must_be_a_small_regular_file(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "template.fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.txt"
+    big.write_text("{response_a} {response_b}" + " " * (1 << 20))
+    for path, message in [
+        (fifo, "not a regular file"),
+        (tmp_path, "not a regular file"),
+        (Path("/dev/zero"), "not a regular file"),
+        (big, "larger than the 1,048,576-byte limit"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            load_template(path)
+
+
+def test_a_damaged_template_or_judge_model_is_refused_by_the_cli(
+    pair_workspace: Workspace, tmp_path: Path
+) -> None:
+    import shutil
+
+    attribute = tmp_path / "attribute.txt"
+    attribute.write_text("{response_a.__class__} {response_a} {response_b}")
+    refused = judge(pair_workspace, "base", "tuned", "--template", str(attribute))
+    assert refused.exit_code == 2 and "__class__" in refused.output
+    for name in ("model.safetensors", "tokenizer.json"):
+        damaged = tmp_path / f"damaged-{name}"
+        shutil.copytree(JUDGE_MODEL, damaged)
+        whole = (damaged / name).read_bytes()
+        (damaged / name).write_bytes(whole[: len(whole) // 2])
+        result = run_cli(
+            pair_workspace,
+            *("judge", "--baseline", "base", "--candidate", "tuned", "--model", str(damaged)),
+        )
+        assert result.exit_code == 2, result.output
+        assert name in result.output and "incomplete or damaged" in result.output
+    assert stored_runs(pair_workspace, 1, 2) == []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,11 @@ from core.evals.scorers import (
     build_scorers,
     chrf_score,
     lcs_length,
+    load_scorer_files,
     normalise,
+    registered_scorers,
     rouge_l_score,
+    scorer,
     validate_json_schema,
 )
 from store.errors import InputError
@@ -384,71 +389,162 @@ def test_lcs_matches_the_textbook_table() -> None:
 
 # -- custom ------------------------------------------------------------------------------------
 
-CUSTOM_MODULE = """
+CUSTOM_FILE = """
+from core.evals.scorers import scorer
+
+@scorer("polite")
 def polite(output, reference, example):
     return "please" in output.lower()
 
+@scorer("overlap", kind="continuous")
 def overlap(output, reference, example):
     return 0.25 if example.get("lang") == "en" else None
 
+@scorer("overlap_pass_fail")
+def overlap_pass_fail(output, reference, example):
+    return 0.25
+
+@scorer("broken")
 def broken(output, reference, example):
     raise RuntimeError("boom")
 
+@scorer("wordy")
 def wordy(output, reference, example):
     return "yes"
 
-not_callable = 3
+def unmarked(output, reference, example):
+    return True
 """
 
 
 @pytest.fixture
-def custom_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    name = "ftod_test_custom_scorers"
-    (tmp_path / f"{name}.py").write_text(CUSTOM_MODULE, encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(__import__("sys").modules, name, raising=False)
-    return name
+def custom_file(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "ftod_test_custom_scorers.py"
+    path.write_text(CUSTOM_FILE, encoding="utf-8")
+    yield path
+    load_scorer_files([])  # the registry is per process: leave none behind for other tests
 
 
-def test_custom_scorer(custom_module: str) -> None:
-    polite = build_scorer(f"custom:{custom_module}:polite")
-    assert (polite.name, polite.kind) == ("custom", "pass_fail")
+def test_custom_scorer(custom_file: Path) -> None:
+    registered = load_scorer_files([custom_file])
+    assert [entry.name for entry in registered] == [
+        "polite",
+        "overlap",
+        "overlap_pass_fail",
+        "broken",
+        "wordy",
+    ]
+    polite = build_scorer("custom:polite")
+    assert (polite.name, polite.family, polite.kind) == ("polite", "custom", "pass_fail")
     assert polite.score("Please hold.", None, {}) == 1.0
     assert polite.score("Hold.", None, {}) == 0.0
-    overlap = build_scorer(
-        {"name": "custom", "function": f"{custom_module}:overlap", "kind": "continuous", "as": "ov"}
-    )
+    overlap = build_scorer({"name": "custom", "function": "overlap", "as": "ov"})
     assert (overlap.name, overlap.kind) == ("ov", "continuous")
     assert overlap.score("x", "y", {"lang": "en"}) == 0.25
     assert overlap.score("x", "y", {"lang": "de"}) is None
     assert overlap.spec() == {
         "name": "custom",
         "as": "ov",
-        "function": f"{custom_module}:overlap",
+        "function": "overlap",
         "kind": "continuous",
         "needs_reference": False,
     }
+    assert build_scorer(overlap.spec()) == overlap
+    # Two custom scorers are told apart by their registered names, no `as` needed.
+    assert [built.name for built in build_scorers(["custom:polite", "custom:wordy"])] == [
+        "polite",
+        "wordy",
+    ]
 
 
-def test_custom_scorer_errors_name_the_scorer(custom_module: str) -> None:
-    as_pass_fail = build_scorer(
-        {"name": "custom", "function": f"{custom_module}:overlap", "as": "ov"}
-    )
-    with pytest.raises(InputError, match=r"ov .* is pass_fail but returned 0\.25"):
-        as_pass_fail.score("x", None, {"lang": "en"})
-    broken = build_scorer(f"custom:{custom_module}:broken")
-    with pytest.raises(InputError, match=r"scorer custom .*broken.* raised RuntimeError: boom"):
-        broken.score("x", None, {})
+def test_custom_scorer_errors_name_the_scorer(custom_file: Path) -> None:
+    load_scorer_files([custom_file])
+    with pytest.raises(InputError, match=r"overlap_pass_fail is pass_fail but returned 0\.25"):
+        build_scorer("custom:overlap_pass_fail").score("x", None, {})
+    with pytest.raises(InputError, match=r"custom:broken .* raised RuntimeError: boom"):
+        build_scorer("custom:broken").score("x", None, {})
     with pytest.raises(InputError, match="returned 'yes'"):
-        build_scorer(f"custom:{custom_module}:wordy").score("x", None, {})
-    with pytest.raises(InputError, match="has no missing"):
-        build_scorer(f"custom:{custom_module}:missing")
-    with pytest.raises(InputError, match="not a function"):
-        build_scorer(f"custom:{custom_module}:not_callable")
-    with pytest.raises(InputError, match="cannot import"):
-        build_scorer("custom:ftod_no_such_module_anywhere:f")
-    with pytest.raises(InputError, match="module:function"):
-        build_scorer("custom:just_a_module")
+        build_scorer("custom:wordy").score("x", None, {})
+    with pytest.raises(InputError, match="registers it with kind=continuous"):
+        build_scorer({"name": "custom", "function": "overlap", "kind": "pass_fail"})
+    with pytest.raises(InputError, match=r"'unmarked' is not registered \(registered: broken"):
+        build_scorer("custom:unmarked")
+    with pytest.raises(InputError, match=r"no longer imports module:function.*--scorer-file"):
+        build_scorer(f"custom:{custom_file.stem}:polite")
+
+
+def test_a_file_without_the_decorator_registers_nothing(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.py"
+    plain.write_text("def polite(output, reference, example):\n    return True\n")
+    try:
+        assert load_scorer_files([plain]) == ()
+        assert registered_scorers() == ()
+        with pytest.raises(InputError, match=r"not registered \(.*plain.py register no scorer"):
+            build_scorer("custom:polite")
+    finally:
+        load_scorer_files([])
+
+
+def test_the_decorator_outside_a_scorer_file_registers_nothing() -> None:
+    # The user's own tests may import their scorer module; that must not make it a scorer.
+    @scorer("imported_elsewhere")
+    def imported_elsewhere(output: str, reference: str | None, example: Any) -> bool:
+        return True
+
+    assert imported_elsewhere("x", None, {}) is True
+    assert registered_scorers() == ()
+    with pytest.raises(InputError, match="no scorer file was named"):
+        build_scorer("custom:imported_elsewhere")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("scorer('run')(exec)", "only a function defined in the scorer file itself"),
+        ("import shutil\nscorer('rm')(shutil.rmtree)", "not <function rmtree"),
+        ("import os.path\nscorer('j')(os.path.join)", "builtins and library functions"),
+        ("scorer('exact')(lambda o, r, e: True)", "'exact' is the name of a built-in scorer"),
+        ("scorer('custom')(lambda o, r, e: True)", "name of a built-in scorer"),
+        ("scorer('a:b')", "a scorer name is a letter"),
+        ("scorer('k', kind='binary')", "kind must be one of pass_fail, continuous"),
+        ("def f(o, r, e): pass\nscorer('twice')(f)\nscorer('twice')(f)", "twice"),
+        ("raise RuntimeError('at import')", r"failed to load \(RuntimeError: at import\)"),
+        ("def broken(:", r"failed to load \(SyntaxError"),
+    ],
+)
+def test_scorer_files_that_are_refused(tmp_path: Path, source: str, message: str) -> None:
+    path = tmp_path / "refused.py"
+    path.write_text(f"from core.evals.scorers import scorer\n{source}\n")
+    with pytest.raises(InputError, match=message) as caught:
+        load_scorer_files([path])
+    assert caught.value.exit_code == 2
+    assert registered_scorers() == ()
+
+
+def test_scorer_file_paths_that_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "folder.py"
+    folder.mkdir()
+    fifo = tmp_path / "fifo.py"
+    os.mkfifo(fifo)
+    text = tmp_path / "scorers.txt"
+    text.write_text("x = 1\n")
+    for path, message in [
+        (tmp_path / "missing.py", "no such file"),
+        (folder, "not a regular file"),
+        (fifo, "not a regular file"),
+        (text, r"not a Python file \(name it \*\.py\)"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            load_scorer_files([path])
+
+
+def test_one_name_from_two_files_is_refused(tmp_path: Path) -> None:
+    body = "from core.evals.scorers import scorer\n@scorer('same')\ndef f(o, r, e):\n    return 1\n"
+    first, second = tmp_path / "first.py", tmp_path / "second.py"
+    first.write_text(body)
+    second.write_text(body)
+    with pytest.raises(InputError, match=r"'same' is registered by both .*first.py and .*second"):
+        load_scorer_files([first, second])
 
 
 # -- specs -------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from tui.cli_common import (
     json_option,
     reports_errors,
 )
+from tui.cli_scorers import load_scorers, scorer_file_option
 
 
 def _eval_repository(ctx: click.Context) -> Any:
@@ -82,9 +83,10 @@ def eval_group() -> None:
     "--scorer",
     "scorer_specs",
     multiple=True,
-    help="A scorer spec, e.g. exact, normalised, contains:refund, json_valid. Repeatable; "
-    "default exact.",
+    help="A scorer spec, e.g. exact, normalised, contains:refund, json_valid, custom:NAME. "
+    "Repeatable; default exact.",
 )
+@scorer_file_option
 @click.option("--model", default=None, help="The model that wrote the outputs (recorded).")
 @json_option
 @click.pass_context
@@ -95,6 +97,7 @@ def eval_import(
     outputs_path: Path,
     label: str,
     scorer_specs: tuple[str, ...],
+    scorer_files: tuple[Path, ...],
     model: str | None,
     as_json: bool,
 ) -> None:
@@ -103,6 +106,8 @@ def eval_import(
     Nothing is stored unless every line of the outputs file is usable.
     """
     from core.evals.service import import_eval
+
+    load_scorers(ctx, scorer_files)
 
     outcome = import_eval(
         _repository(ctx),
@@ -245,11 +250,17 @@ def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     default=None,
     help="Scorer name or spec (default: exact when both evals have it, else a common one).",
 )
+@scorer_file_option
 @json_option
 @click.pass_context
 @reports_errors
 def compare(
-    ctx: click.Context, eval_a: str, eval_b: str, scorer: str | None, as_json: bool
+    ctx: click.Context,
+    eval_a: str,
+    eval_b: str,
+    scorer: str | None,
+    scorer_files: tuple[Path, ...],
+    as_json: bool,
 ) -> None:
     """Compare EVAL_B (candidate) against EVAL_A (baseline), per slice and overall.
 
@@ -259,6 +270,7 @@ def compare(
     """
     from core.evals.service import compare_evals
 
+    load_scorers(ctx, scorer_files)
     outcome = compare_evals(_eval_repository(ctx), eval_a, eval_b, scorer)
     comparison = outcome.comparison
     if as_json:
@@ -307,11 +319,17 @@ def compare(
 @click.option(
     "--candidate", "candidate_ref", required=True, help="The candidate eval (id or label)."
 )
+@scorer_file_option
 @json_option
 @click.pass_context
 @reports_errors
 def gate(
-    ctx: click.Context, spec_path: Path, baseline_ref: str, candidate_ref: str, as_json: bool
+    ctx: click.Context,
+    spec_path: Path,
+    baseline_ref: str,
+    candidate_ref: str,
+    scorer_files: tuple[Path, ...],
+    as_json: bool,
 ) -> None:
     """PASS or FAIL the candidate against the baseline under a gate spec; exit 0 / 1.
 
@@ -319,6 +337,7 @@ def gate(
     """
     from core.evals.service import run_gate
 
+    load_scorers(ctx, scorer_files)
     outcome = run_gate(_eval_repository(ctx), spec_path, baseline_ref, candidate_ref)
     verdict = outcome.verdict
     if as_json:

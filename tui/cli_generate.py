@@ -17,6 +17,7 @@ from tui.cli_common import (
     progress_display,
     reports_errors,
 )
+from tui.cli_scorers import load_scorers, scorer_file_option
 
 
 def _store(ctx: click.Context) -> Any:
@@ -129,6 +130,7 @@ def _common_generation_options(command: Any) -> Any:
                 multiple=True,
                 help="A scorer spec (repeatable; default exact).",
             ),
+            scorer_file_option,
             click.option("--batch-size", default=8, show_default=True, type=int),
             click.option(
                 "--max-new-tokens",
@@ -173,6 +175,7 @@ def eval_run(
     model: str,
     data_ref: str,
     scorer_specs: tuple[str, ...],
+    scorer_files: tuple[Path, ...],
     batch_size: int,
     max_new_tokens: int | None,
     resume: bool,
@@ -188,6 +191,7 @@ def eval_run(
     """
     from core.evals.generate import run_eval
 
+    load_scorers(ctx, scorer_files)
     with progress_display(not as_json) as update:
         result = run_eval(
             _workspace(ctx),
@@ -227,6 +231,7 @@ def compare_run(
     model: str,
     data_ref: str,
     scorer_specs: tuple[str, ...],
+    scorer_files: tuple[Path, ...],
     batch_size: int,
     max_new_tokens: int | None,
     resume: bool,
@@ -242,6 +247,7 @@ def compare_run(
     """
     from core.evals.generate import run_compare
 
+    load_scorers(ctx, scorer_files)
     with progress_display(not as_json) as update:
         result = run_compare(
             _workspace(ctx),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tui.cli_common import _announce_wait_once, _workspace, reports_errors
+from tui.cli_scorers import load_scorers, scorer_file_option
 
 if TYPE_CHECKING:
     from store.workspace import Workspace
@@ -84,10 +85,15 @@ def review_app(
 @click.option("--baseline", default=None, help="The baseline eval (id or label).")
 @click.option("--candidate", default=None, help="The candidate eval (id or label).")
 @click.option("--scorer", default=None, help="The scorer that sorts the queue (default exact).")
+@scorer_file_option
 @click.pass_context
 @reports_errors
 def review(
-    ctx: click.Context, baseline: str | None, candidate: str | None, scorer: str | None
+    ctx: click.Context,
+    baseline: str | None,
+    candidate: str | None,
+    scorer: str | None,
+    scorer_files: tuple[Path, ...],
 ) -> None:
     """Judge baseline against candidate, example by example (keyboard only).
 
@@ -102,6 +108,7 @@ def review(
     # Fail here, with a message, rather than inside the dashboard.
     evals.eval_by_ref(baseline)
     evals.eval_by_ref(candidate)
+    load_scorers(ctx, scorer_files)
     review_app(_workspace(ctx), baseline, candidate, scorer).run()
 
 

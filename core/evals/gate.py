@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import yaml
 
-from core.evals.scorers import DEFAULT_SCORER
+from core.evals.scorers import DEFAULT_SCORER, check_scorer_reference
 from core.evals.stats import OVERALL, Comparison, SliceStats, margin_warning
 from store.errors import InputError
 
@@ -170,6 +170,12 @@ def _parse_rule(raw: Any, index: int, scorer: str, margin: float) -> GateRule:
     if kind not in RULE_KINDS:
         raise _fail(where, f"unknown kind {kind!r}; known: {', '.join(RULE_KINDS)}")
     rule_scorer = _name(raw.get("scorer", scorer), where, "scorer")
+    try:
+        # Here, at load, so that a spec naming code that is not a registered scorer
+        # (`custom:shutil:rmtree`) is refused before any scorer of any rule has run.
+        check_scorer_reference(rule_scorer)
+    except InputError as error:
+        raise _fail(where, f"scorer {rule_scorer!r}: {error.message}") from error
     if kind == FLOOR:
         for key in ("margin", "better"):
             if key in raw:

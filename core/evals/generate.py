@@ -37,6 +37,7 @@ from core.evals.service import (
     load_eval_set,
     store_outputs,
 )
+from core.model_files import check_model_files
 from store.datasets import DatasetRepository
 from store.errors import InputError
 from store.evals import EvalOutput, EvalRepository
@@ -187,14 +188,19 @@ class LoadedModel:
 
 def load_model(model: str, adapter: AdapterSource | None = None) -> LoadedModel:
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging  # ftod draws its own progress
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    if Path(model).is_dir():
+        # A truncated model.safetensors or tokenizer.json: say so before transformers fails
+        # on it with an error of its own libraries'.
+        check_model_files(Path(model))
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=offline)
-    except (OSError, ValueError) as error:
+    except Exception as error:  # the tokenizers library raises bare Exception on bad files
         raise InputError(f"cannot load the tokenizer of {model}: {error}") from error
     if not getattr(tokenizer, "chat_template", None):
         raise InputError(
@@ -213,7 +219,7 @@ def load_model(model: str, adapter: AdapterSource | None = None) -> LoadedModel:
         base: Any = AutoModelForCausalLM.from_pretrained(
             model, local_files_only=offline, dtype=dtype
         )
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
         raise InputError(f"cannot load the model {model}: {error}") from error
     base.to(torch.device("cuda" if cuda else "cpu"))
     base.eval()
@@ -221,6 +227,7 @@ def load_model(model: str, adapter: AdapterSource | None = None) -> LoadedModel:
         return LoadedModel(base, tokenizer, model, has_adapter=False)
     from peft import PeftModel
 
+    check_model_files(adapter.path)
     try:
         wrapped = PeftModel.from_pretrained(base, str(adapter.path), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as error:

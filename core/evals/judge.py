@@ -19,11 +19,13 @@ import hashlib
 import json
 import math
 import os
+import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.evals.input_files import read_small_text
 from core.evals.outputs import EvalExample
 from core.evals.service import _same_version, _Scoring
 from core.evals.stats import bootstrap_mean_ci, cohens_kappa
@@ -64,6 +66,8 @@ REQUIRED_FIELDS = ("{response_a}", "{response_b}")
 KNOWN_FIELDS = ("conversation", "reference", "response_a", "response_b")
 LETTERS = ("A", "B", "C")
 DEFAULT_MAX_FIELD_CHARS = 4000
+TEMPLATE_LIMIT = 1 << 20
+"""1 MiB: a template past that cannot fit any judge's context, and is read whole."""
 NO_REFERENCE = "(none)"
 
 
@@ -86,24 +90,48 @@ def load_template(path: Path | None) -> JudgeTemplate:
     {conversation} and {reference}); literal braces are written {{ and }}."""
     if path is None:
         return JudgeTemplate(DEFAULT_TEMPLATE, "default")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read the judge template {path}: {error}") from error
-    missing = [name for name in REQUIRED_FIELDS if name not in text]
+    text = read_small_text(path, "the judge template", TEMPLATE_LIMIT)
+    fields = _plain_fields(path, text)
+    # From the parsed fields, not the text: "{{response_b}}" is a literal, not the answer.
+    missing = [name for name in REQUIRED_FIELDS if name.strip("{}") not in fields]
     if missing:
         raise InputError(
             f"the judge template {path} lacks {' and '.join(missing)}; it must show both answers"
         )
-    try:
-        text.format(**dict.fromkeys(KNOWN_FIELDS, ""))
-    except (KeyError, IndexError, ValueError) as error:
-        raise InputError(
-            f"the judge template {path} has a field other than "
-            f"{', '.join('{' + name + '}' for name in KNOWN_FIELDS)} ({error}); "
-            "write literal braces as {{ and }}"
-        ) from error
     return JudgeTemplate(text, str(path))
+
+
+def _plain_fields(path: Path, text: str) -> set[str]:
+    """The template's fields, all plain names: str.format would otherwise evaluate
+    {response_a.__class__} (an attribute walk over ftod's objects), {response_a[0]}, or a
+    width such as {response_a:>9999999} that pads each prompt to gigabytes."""
+    known = ", ".join("{" + name + "}" for name in KNOWN_FIELDS)
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as error:
+        raise InputError(
+            f"the judge template {path} has an unbalanced brace ({error}); write literal braces "
+            "as {{ and }}"
+        ) from error
+    fields: set[str] = set()
+    for _literal, field_name, format_spec, conversion in parts:
+        if field_name is None:
+            continue
+        if field_name not in KNOWN_FIELDS:
+            raise InputError(
+                f"the judge template {path} has a field other than {known} "
+                f"({{{field_name}}}); fields are plain names, and literal braces are written as "
+                "{{ and }}"
+            )
+        if format_spec or conversion:
+            shown = "{" + field_name + (f"!{conversion}" if conversion else "")
+            shown += (f":{format_spec}" if format_spec else "") + "}"
+            raise InputError(
+                f"the judge template {path} has {shown}; fields are plain names ({known}), "
+                "without conversions or format specs (write literal braces as {{ and }})"
+            )
+        fields.add(field_name)
+    return fields
 
 
 def _clip(text: str, limit: int) -> str:

@@ -34,14 +34,18 @@ Families (settings with defaults; * = needs a reference; ARG = what "family:ARG"
                             window (only the first N characters)
     chrf*             cont  char_order=6, beta=2, whitespace=false, lowercase=false; in [0, 1]
     rouge_l*          cont  casefold=false; LCS F1 on whitespace tokens, in [0, 1]
-    custom            kind  function (ARG, "module:function"), kind=pass_fail|continuous,
-                            needs_reference=false; called as function(output, reference,
-                            example) -> bool | float | None
+    custom            kind  function (ARG): the NAME of a function marked @scorer("NAME") in a
+                            scorer file the user named (see core.evals.scorer_files); its
+                            kind and needs_reference are the decorator's. Called as
+                            function(output, reference, example) -> bool | float | None
+
+Every number has a range (chrf's char_order 1..MAX_CHAR_ORDER, counts up to MAX_COUNT, texts
+up to MAX_TEXT_CHARS): a spec is data anyone may hand over, and an unbounded setting can make
+one scorer run for hours.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import numbers
@@ -55,10 +59,24 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from core.evals.input_files import read_small_text
+from core.evals.scorer_files import RegisteredScorer as RegisteredScorer
+from core.evals.scorer_files import load_scorer_files as _load_scorer_files
+from core.evals.scorer_files import registered_scorer
+from core.evals.scorer_files import registered_scorers as registered_scorers
+
+# Re-exported: scorer files write `from core.evals.scorers import scorer`.
+from core.evals.scorer_files import scorer as scorer
 from core.evals.stats import SCORE_KINDS, ScoreKind
 from store.errors import InputError
 
 DEFAULT_SCORER = "exact"
+MAX_CHAR_ORDER = 20
+MAX_BETA = 100.0
+MAX_COUNT = 1_000_000_000
+MAX_RATIO = 1_000_000.0
+MAX_TEXT_CHARS = 10_000
+MAX_TEXTS = 1_000
 
 ScoreFn = Callable[[str, str | None, Mapping[str, Any]], float | None]
 
@@ -461,6 +479,8 @@ class _Settings:
             raise self._fail(key, "is required")
         if not isinstance(value, str) or not value:
             raise self._fail(key, "must be non-empty text")
+        if len(value) > MAX_TEXT_CHARS:
+            raise self._fail(key, f"is {len(value):,} characters; at most {MAX_TEXT_CHARS:,}")
         self.out[key] = value
         return value
 
@@ -485,23 +505,27 @@ class _Settings:
         self.out[key] = value
         return str(value)
 
-    def count(self, key: str) -> int | None:
+    def count(self, key: str, low: int = 0, high: int = MAX_COUNT) -> int | None:
         value = self._get(key)
         if value is _MISSING or value is None:
             self.out[key] = None
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self._fail(key, f"must be a whole number ≥ 0, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self._fail(
+                key, f"must be a whole number, at least {low} and at most {high:,}, not {value!r}"
+            )
         self.out[key] = value
         return value
 
-    def number(self, key: str) -> float | None:
+    def number(self, key: str, high: float = MAX_RATIO) -> float | None:
         value = self._get(key)
         if value is _MISSING or value is None:
             self.out[key] = None
             return None
-        if not _is_number(value) or not math.isfinite(value) or value < 0:
-            raise self._fail(key, f"must be a number ≥ 0, not {value!r}")
+        if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= high:
+            raise self._fail(
+                key, f"must be a number, at least 0 and at most {high:g}, not {value!r}"
+            )
         self.out[key] = value
         return float(value)
 
@@ -515,6 +539,10 @@ class _Settings:
             value = [value]
         if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
             raise self._fail(key, "must be a list of non-empty texts")
+        if len(value) > MAX_TEXTS or any(len(item) > MAX_TEXT_CHARS for item in value):
+            raise self._fail(
+                key, f"takes at most {MAX_TEXTS:,} texts of at most {MAX_TEXT_CHARS:,} characters"
+            )
         if not value and default is None:
             # `all([])` is true: an empty required list would pass every output.
             raise self._fail(key, "must name at least one text")
@@ -663,11 +691,12 @@ def _json_valid(settings: _Settings) -> _Built:
 
 def _load_schema(path_text: str) -> Any:
     path = Path(path_text).expanduser()
+    if not path.exists():
+        raise InputError(f"scorer json_schema: no schema file {path}")
+    text = read_small_text(path, "scorer json_schema: schema file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise InputError(f"scorer json_schema: no schema file {path}") from error
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
         raise InputError(f"scorer json_schema: cannot read {path} as JSON ({error})") from error
 
 
@@ -685,8 +714,11 @@ def _json_schema(settings: _Settings) -> _Built:
     schema = settings.raw.get("schema", _MISSING)
     if schema is _MISSING:
         raise InputError("scorer json_schema: schema (or schema_path) is required")
-    check_schema(schema)
-    settings.out["schema"] = json.loads(json.dumps(schema))
+    try:
+        check_schema(schema)
+        settings.out["schema"] = json.loads(json.dumps(schema))
+    except RecursionError as error:
+        raise InputError("scorer json_schema: the schema is nested too deeply") from error
 
     def score(output: str) -> float:
         ok, value = parse_json_output(output, allow_fences)
@@ -772,12 +804,12 @@ def _refusal(settings: _Settings) -> _Built:
 
 
 def _chrf(settings: _Settings) -> _Built:
-    order = settings.count("char_order")
+    # Cost grows with char_order × output length; sacrebleu's default is 6, and n-grams past
+    # 20 characters are whole words or phrases, which chrF is not meant to count.
+    order = settings.count("char_order", low=1, high=MAX_CHAR_ORDER)
     if order is None:
         order = settings.out["char_order"] = 6
-    if order < 1:
-        raise InputError("scorer chrf: char_order must be at least 1")
-    beta = settings.number("beta")
+    beta = settings.number("beta", high=MAX_BETA)
     if beta is None:
         beta = settings.out["beta"] = 2.0
     whitespace = settings.flag("whitespace", False)
@@ -796,43 +828,31 @@ def _rouge_l(settings: _Settings) -> _Built:
     )
 
 
-def import_function(reference: str, scorer: str = "custom") -> Callable[..., Any]:
-    """Import `module:function` (the function part may be dotted, e.g. `mod:Class.method`)."""
-    module_name, sep, attribute = reference.partition(":")
-    if not sep or not module_name or not attribute:
+def _custom(settings: _Settings) -> tuple[str, _Built]:
+    registered = registered_scorer(settings.text("function"))
+    name = registered.name
+    # The decorator declares kind and needs_reference; a spec (an eval's record) may repeat
+    # them, but a spec that disagrees would score under other rules than the author wrote.
+    spec_kind = settings.choice("kind", SCORE_KINDS, registered.kind)
+    spec_needs_reference = settings.flag("needs_reference", registered.needs_reference)
+    if (spec_kind, spec_needs_reference) != (registered.kind, registered.needs_reference):
         raise InputError(
-            f"scorer {scorer}: function must look like module:function, not {reference!r}"
+            f"scorer custom:{name}: the spec says kind={spec_kind}, needs_reference="
+            f"{str(spec_needs_reference).lower()}, but {registered.source} registers it with "
+            f"kind={registered.kind}, needs_reference={str(registered.needs_reference).lower()}"
         )
-    try:
-        target: Any = importlib.import_module(module_name)
-    except Exception as error:  # any import-time failure of user code is the user's input
-        raise InputError(
-            f"scorer {scorer}: cannot import {module_name} ({type(error).__name__}: {error})"
-        ) from error
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError as error:
-            raise InputError(f"scorer {scorer}: {module_name} has no {attribute}") from error
-    if not callable(target):
-        raise InputError(f"scorer {scorer}: {reference} is not a function")
-    return target  # type: ignore[no-any-return]
-
-
-def _custom(settings: _Settings, name: str) -> _Built:
-    reference = settings.text("function")
-    kind: ScoreKind = "continuous"
-    if settings.choice("kind", SCORE_KINDS, "pass_fail") == "pass_fail":
-        kind = "pass_fail"
-    needs_reference = settings.flag("needs_reference", False)
-    function = import_function(reference, name)
+    kind, needs_reference, function = (
+        registered.kind,
+        registered.needs_reference,
+        registered.function,
+    )
 
     def score(output: str, ref: str | None, example: Mapping[str, Any]) -> float | None:
         try:
             result = function(output, ref, example)
         except Exception as error:  # user code: any failure is reported against the scorer
             raise InputError(
-                f"scorer {name} ({reference}) raised {type(error).__name__}: {error}"
+                f"scorer custom:{name} ({registered.source}) raised {type(error).__name__}: {error}"
             ) from error
         if result is None:
             return None
@@ -840,18 +860,18 @@ def _custom(settings: _Settings, name: str) -> _Built:
             return _pass(result)
         if not isinstance(result, numbers.Real) or not math.isfinite(float(result)):
             raise InputError(
-                f"scorer {name} ({reference}) returned {result!r}; expected a bool, a finite "
-                "number or None"
+                f"scorer custom:{name} returned {result!r}; expected a bool, a finite number "
+                "or None"
             )
         value = float(result)
         if kind == "pass_fail" and value not in (0.0, 1.0):
             raise InputError(
-                f"scorer {name} ({reference}) is pass_fail but returned {value:g}; return a "
-                "bool, or declare kind: continuous"
+                f"scorer custom:{name} is pass_fail but returned {value:g}; return a bool, or "
+                f'register it with @scorer("{name}", kind="continuous")'
             )
         return value
 
-    return _Built(kind, needs_reference, score)
+    return name, _Built(kind, needs_reference, score)
 
 
 _FAMILIES: dict[str, Callable[[_Settings], _Built]] = {
@@ -872,6 +892,16 @@ _FAMILIES: dict[str, Callable[[_Settings], _Built]] = {
 }
 KNOWN_SCORERS: tuple[str, ...] = (*_FAMILIES, "custom")
 _ALIASES = {"normalized": "normalised"}
+
+
+def load_scorer_files(paths: Sequence[Path]) -> tuple[RegisteredScorer, ...]:
+    """Run the named scorer files; their `@scorer` functions become `custom:NAME`.
+
+    Replaces the scorers registered before. A custom scorer may not take a built-in's name:
+    its name is what evals store its scores under, beside the built-ins'.
+    """
+    return _load_scorer_files(paths, reserved=(*KNOWN_SCORERS, *_ALIASES))
+
 
 # In a string spec "family:ARG", ARG is this one setting (so a pattern may contain ":", ","
 # and "="); other families read ARG as key=value pairs separated by commas.
@@ -938,9 +968,13 @@ def build_scorer(spec: str | Mapping[str, Any]) -> Scorer:
         raise InputError(f"unknown scorer {family!r}; known: {', '.join(KNOWN_SCORERS)}")
     if alias is not None and (not isinstance(alias, str) or not _NAME.fullmatch(alias)):
         raise InputError(f"scorer {family}: as must be a simple name, not {alias!r}")
-    name = alias or family
     settings = _Settings(family, raw)
-    built = _custom(settings, name) if family == "custom" else _FAMILIES[family](settings)
+    if family == "custom":
+        # A custom scorer is named after its registration: two of them need no `as`.
+        own_name, built = _custom(settings)
+    else:
+        own_name, built = family, _FAMILIES[family](settings)
+    name = alias or own_name
     return Scorer(
         name=name,
         family=family,
@@ -955,10 +989,21 @@ def build_scorers(specs: Sequence[str | Mapping[str, Any]] | None) -> list[Score
     """Scorers for an eval; none named → the default `exact`. Names must be unique."""
     scorers = [build_scorer(spec) for spec in (specs or [DEFAULT_SCORER])]
     seen: set[str] = set()
-    for scorer in scorers:
-        if scorer.name in seen:
+    for built in scorers:
+        if built.name in seen:
             raise InputError(
-                f"two scorers are named {scorer.name!r}; give one a distinct name with 'as'"
+                f"two scorers are named {built.name!r}; give one a distinct name with 'as'"
             )
-        seen.add(scorer.name)
+        seen.add(built.name)
     return scorers
+
+
+def check_scorer_reference(reference: str) -> None:
+    """InputError unless a gate rule's `family:ARG` scorer can be built; bare names pass.
+
+    A bare name may be a scorer an eval stored (an `as` alias), which only the evals know; a
+    spec with ':' is built here so that a gate naming unregistered code, or a bad setting,
+    is refused before any scorer runs.
+    """
+    if ":" in reference or reference.strip() == "custom":
+        build_scorer(reference)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.model_files import check_model_files
 from core.runs.config import ALL_LINEAR, RunConfig
 from store.datasets import DatasetRepository, SplitRecord, VersionRecord
 from store.errors import InputError, NotFoundError
@@ -162,6 +163,9 @@ def validate_model(
         config.base_model, config.revision, allow_download=allow_download
     )
     model_config, linear, parameters = inspect_model(path)
+    # inspect_model builds the model on the meta device, never reading the weights: a
+    # truncated model.safetensors or tokenizer.json would only fail in the trainer.
+    check_model_files(path)
     limit = context_length(model_config)
     if limit is not None and config.train.max_seq_len > limit:
         raise InputError(
