@@ -77,7 +77,9 @@ def train(
     """
     from core.runs.config import load_run_config
     from core.runs.launch import prepare_run, start_trainer
+    from core.safefiles import MAX_WHOLE_FILE_BYTES, require_regular_file
 
+    require_regular_file(config_path, "config", max_bytes=MAX_WHOLE_FILE_BYTES)
     config = load_run_config(config_path)
     workspace = _workspace(ctx)
     prepared = prepare_run(
@@ -362,8 +364,11 @@ def runs_import(ctx: click.Context, path: Path, name: str | None, as_json: bool)
     PATH may also be an output folder: its trainer_log.jsonl or trainer_state.json, else the
     newest checkpoint-N/trainer_state.json, is imported."""
     from core.runs.imports import create_imported_run, find_training_log
+    from core.safefiles import require_regular_file
     from store.errors import InputError
 
+    if not path.is_dir():
+        require_regular_file(path, "training log")
     if path.is_dir():
         path = find_training_log(path)
     elif not path.is_file():
