@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from store.errors import InputError
+from store.errors import InputError, environment_problem
 
 # Files ftod reads whole (configs, specs, templates, prompt files) are small by nature; a
 # larger one is a wrong path, and reading it whole would only exhaust memory.
@@ -81,9 +81,17 @@ def atomic_replace(path: Path, *, mode: int | None = None) -> Iterator[BinaryIO]
             mode = stat.S_IMODE(os.stat(path).st_mode)
         except FileNotFoundError:
             mode = _new_file_mode()
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        if environment_problem(error) is not None:
+            raise  # a full or read-only disk: reported as the environment's problem
+        # /proc, /sys and the like hold files that cannot be replaced.
+        raise InputError(
+            f"{path}: no file can be written in {path.parent} ({error.strerror})"
+        ) from error
     try:
         with os.fdopen(descriptor, "wb") as handle:
             yield handle

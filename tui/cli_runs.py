@@ -30,11 +30,24 @@ def _run_repository(ctx: click.Context) -> Any:
     return RunRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
 
 
-def _ingested(ctx: click.Context) -> Any:
+def _ingested(ctx: click.Context, *, read_only: bool = False) -> Any:
+    """The run index, brought up to date with the run folders first. A command that only
+    reads (`read_only`) still shows what the store has when the workspace cannot be written
+    (a read-only or full disk), with a note, rather than failing."""
     from core.runs.ingest import ingest_runs
+    from store.errors import EnvironmentProblem
 
     repository = _run_repository(ctx)
-    ingest_runs(_workspace(ctx), repository)
+    try:
+        ingest_runs(_workspace(ctx), repository)
+    except EnvironmentProblem as problem:
+        if not read_only:
+            raise
+        click.echo(
+            f"note: showing the runs as last stored; new progress was not read in. "
+            f"{problem.message}",
+            err=True,
+        )
     return repository
 
 
@@ -202,7 +215,7 @@ def runs() -> None:
 @reports_errors
 def runs_list(ctx: click.Context, as_json: bool) -> None:
     """Every run of this workspace, newest first."""
-    repository = _ingested(ctx)
+    repository = _ingested(ctx, read_only=True)
     records = repository.list_runs()
     if as_json:
         click.echo(json.dumps([record.as_json() for record in records], default=str))
@@ -242,7 +255,7 @@ def runs_show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
     from core.runs.launch import find_run
 
     paths = find_run(_workspace(ctx), run_ref)
-    repository = _ingested(ctx)
+    repository = _ingested(ctx, read_only=True)
     payload = _summary_json(paths)
     record = repository.run(paths.run_id)
     payload["config"] = record.config
