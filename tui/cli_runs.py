@@ -30,10 +30,18 @@ def _run_repository(ctx: click.Context) -> Any:
     return RunRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
 
 
-def _ingested(ctx: click.Context, *, read_only: bool = False) -> Any:
-    """The run index, brought up to date with the run folders first. A command that only
-    reads (`read_only`) still shows what the store has when the workspace cannot be written
-    (a read-only or full disk), with a note, rather than failing."""
+def _ingested(ctx: click.Context) -> Any:
+    from core.runs.ingest import ingest_runs
+
+    repository = _run_repository(ctx)
+    ingest_runs(_workspace(ctx), repository)
+    return repository
+
+
+def _ingested_if_writable(ctx: click.Context) -> tuple[Any, bool]:
+    """(the run index, whether it is up to date with the run folders). A command that only
+    reads still shows what the store has when the workspace cannot be written (a read-only
+    or full disk), with a note, rather than failing."""
     from core.runs.ingest import ingest_runs
     from store.errors import EnvironmentProblem
 
@@ -41,14 +49,13 @@ def _ingested(ctx: click.Context, *, read_only: bool = False) -> Any:
     try:
         ingest_runs(_workspace(ctx), repository)
     except EnvironmentProblem as problem:
-        if not read_only:
-            raise
         click.echo(
             f"note: showing the runs as last stored; new progress was not read in. "
             f"{problem.message}",
             err=True,
         )
-    return repository
+        return repository, False
+    return repository, True
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -215,7 +222,7 @@ def runs() -> None:
 @reports_errors
 def runs_list(ctx: click.Context, as_json: bool) -> None:
     """Every run of this workspace, newest first."""
-    repository = _ingested(ctx, read_only=True)
+    repository, _current = _ingested_if_writable(ctx)
     records = repository.list_runs()
     if as_json:
         click.echo(json.dumps([record.as_json() for record in records], default=str))
@@ -253,14 +260,26 @@ def runs_list(ctx: click.Context, as_json: bool) -> None:
 def runs_show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
     """One run: state, progress, latest metrics, config and lineage."""
     from core.runs.launch import find_run
+    from core.runs.rundir import read_json
+    from store.errors import NotFoundError
 
     paths = find_run(_workspace(ctx), run_ref)
-    repository = _ingested(ctx, read_only=True)
+    repository, current = _ingested_if_writable(ctx)
     payload = _summary_json(paths)
-    record = repository.run(paths.run_id)
-    payload["config"] = record.config
-    payload["lineage"] = record.lineage
-    payload["metrics_logged"] = repository.metric_count(paths.run_id)
+    try:
+        record = repository.run(paths.run_id)
+    except NotFoundError:
+        if current:
+            raise
+        # Not in the store yet, and the store cannot be written: the run folder says as much.
+        run_json = read_json(paths.run_json) or {}
+        payload["config"] = run_json.get("config") or {}
+        payload["lineage"] = run_json.get("lineage") or {}
+        payload["metrics_logged"] = {}
+    else:
+        payload["config"] = record.config
+        payload["lineage"] = record.lineage
+        payload["metrics_logged"] = repository.metric_count(paths.run_id)
     if as_json:
         click.echo(json.dumps(payload, default=str))
         return
