@@ -146,6 +146,15 @@ class Store:
         with _process_lock(self.path), self._translating():
             connection = self._connect(read_only=False)
             try:
+                # Writing into a file cut short lands beside blocks that are gone: the write
+                # succeeds and a later read fails. One pragma per transaction refuses it here.
+                cut_short = _size_error(connection, self.path)
+                if cut_short is not None:
+                    raise StoreDamaged(
+                        f"The store file {self.path} is damaged ({cut_short}). Restore it from "
+                        "a copy; `ftod store check` shows which tables still read, and "
+                        "`ftod store backup` saves them while they do."
+                    )
                 connection.execute("BEGIN TRANSACTION")
                 try:
                     yield connection
@@ -212,6 +221,7 @@ class StoreCheck:
     path: Path
     tables: tuple[TableCheck, ...]
     open_error: str | None = None  # the file itself would not open (or list its tables)
+    size_error: str | None = None  # shorter than its own header says: it was cut short
 
     @property
     def damaged(self) -> tuple[TableCheck, ...]:
@@ -219,13 +229,14 @@ class StoreCheck:
 
     @property
     def ok(self) -> bool:
-        return self.open_error is None and not self.damaged
+        return self.open_error is None and self.size_error is None and not self.damaged
 
     def as_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "ok": self.ok,
             "open_error": self.open_error,
+            "size_error": self.size_error,
             "tables": [table.as_json() for table in self.tables],
         }
 
@@ -277,9 +288,34 @@ def check_store(store: Store) -> StoreCheck:
                     checks.append(TableCheck(table, None, str(error)))
                     continue
                 checks.append(TableCheck(table, int(row[0]) if row else 0))
-            return StoreCheck(store.path, tuple(checks))
+            return StoreCheck(
+                store.path, tuple(checks), size_error=_size_error(connection, store.path)
+            )
         finally:
             connection.close()
+
+
+def _size_error(connection: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+    """Why the file is too short for the blocks its header says are in use, if it is.
+
+    A lower bound only (used blocks may sit past free ones, and DuckDB itself trims free
+    blocks off the end), so it never calls a whole file short. A file with a write-ahead
+    log is not measured: blocks replayed from the log are counted before they reach it."""
+    if path.with_name(path.name + ".wal").exists():
+        return None
+    row = connection.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size()"
+    ).fetchone()
+    if row is None:
+        return None
+    needed = int(row[0]) * int(row[1])
+    actual = path.stat().st_size
+    if actual >= needed:
+        return None
+    return (
+        f"the file is {actual} bytes, but its header says {row[1]} blocks of {row[0]} bytes "
+        "are in use: it was cut short"
+    )
 
 
 def backup_store(store: Store, destination: Path) -> StoreCheck:

@@ -32,6 +32,8 @@ def store_check(ctx: click.Context, as_json: bool) -> None:
     else:
         if outcome.open_error is not None:
             click.echo(f"{outcome.path}: cannot be opened: {outcome.open_error}")
+        if outcome.size_error is not None:
+            click.echo(f"{outcome.path}: DAMAGED: {outcome.size_error}")
         for table in outcome.tables:
             state = f"{table.rows} rows" if table.error is None else f"DAMAGED: {table.error}"
             click.echo(f"  {table.table:<20} {state}")
