@@ -146,8 +146,8 @@ class Store:
         with _process_lock(self.path), self._translating():
             connection = self._connect(read_only=False)
             try:
-                # Writing into a file cut short lands beside blocks that are gone: the write
-                # succeeds and a later read fails. One pragma per transaction refuses it here.
+                # A file shorter than its used blocks was surely cut short; a write into it
+                # could succeed beside the lost blocks and leave more to lose. One pragma.
                 cut_short = _size_error(connection, self.path)
                 if cut_short is not None:
                     raise StoreDamaged(
