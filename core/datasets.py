@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from typing import Any
 import orjson
 
 from core.findings import Finding
+from core.safefiles import output_file
 from core.scan import CheckOptions, CheckReport, ProgressCallback, check_file
 from core.source import file_sha256, sniff_format
 from core.splits import plan_split
@@ -151,11 +151,17 @@ def add_dataset(
 
 
 def export_dataset(
-    repository: DatasetRepository, ref: str, output: Path | None, split: str | None = None
+    repository: DatasetRepository,
+    ref: str,
+    output: Path | None,
+    split: str | None = None,
+    *,
+    overwrite: bool = True,
 ) -> tuple[VersionRecord, int]:
     """Write the valid rows (optionally one split of the latest split plan) as chat JSONL.
 
-    Written to a temporary file and renamed, so a crash never leaves half an export.
+    Written to a temporary file and renamed, so a crash never leaves half an export; an
+    existing `output` is replaced only with `overwrite` (see core.safefiles.output_file).
     """
     version = repository.version(ref)
     split_id: int | None = None
@@ -177,22 +183,10 @@ def export_dataset(
             sys.stdout.write(_export_line(messages, metadata, tools))
             count += 1
         return version, count
-    output = Path(output)
-    if output.is_dir():
-        raise InputError(f"-o {output} is a folder; give a file name")
-    directory = output.resolve().parent
-    if not directory.is_dir():
-        raise InputError(f"-o {output}: folder {directory} does not exist")
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{output.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as sink:
-            for _line, messages, metadata, tools in rows:
-                sink.write(_export_line(messages, metadata, tools))
-                count += 1
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with output_file(Path(output), overwrite=overwrite) as sink:
+        for _line, messages, metadata, tools in rows:
+            sink.write(_export_line(messages, metadata, tools).encode("utf-8"))
+            count += 1
     return version, count
 
 

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 
-from store.errors import StoreBusyError, WorkspaceError
+from store.errors import (
+    FtodError,
+    StoreBusyError,
+    StoreDamaged,
+    WorkspaceError,
+    environment_problem,
+    store_damage,
+)
 from store.migrations import MIGRATIONS
 from store.workspace import Workspace
 
@@ -77,13 +86,20 @@ class Store:
         return store
 
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        return self._retrying(lambda: duckdb.connect(str(self.path), read_only=read_only))
+
+    def _retrying(self, open_store: Callable[[], T]) -> T:
+        """`open_store()`, retried while another process holds the lock, up to the deadline."""
         deadline = time.monotonic() + self.busy_timeout_s
         delay = 0.02
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                return open_store()
             except (duckdb.IOException, duckdb.ConnectionException) as error:
                 if not _is_lock_conflict(error):
+                    translated = self._translated(error)
+                    if translated is not None:
+                        raise translated from error
                     raise WorkspaceError(f"Cannot open the store {self.path}: {error}") from error
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -98,12 +114,26 @@ class Store:
                 time.sleep(min(delay * (1 + random.random() * 0.5), remaining))
                 delay = min(delay * 2, 0.5)
 
+    def _translated(self, error: duckdb.Error) -> FtodError | None:
+        """A damaged file or a full, read-only disk, said as such; None for anything else."""
+        return store_damage(error, self.path) or environment_problem(error)
+
+    @contextmanager
+    def _translating(self) -> Iterator[None]:
+        try:
+            yield
+        except duckdb.Error as error:
+            translated = self._translated(error)
+            if translated is None:
+                raise
+            raise translated from error
+
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection, closed when the block ends."""
         if not self.path.exists():
             self.migrate()
-        with _process_lock(self.path):
+        with _process_lock(self.path), self._translating():
             connection = self._connect(read_only=True)
             try:
                 yield connection
@@ -113,14 +143,25 @@ class Store:
     @contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection inside one transaction: all of the block, or none of it."""
-        with _process_lock(self.path):
+        with _process_lock(self.path), self._translating():
             connection = self._connect(read_only=False)
             try:
+                # A file shorter than its used blocks was surely cut short; a write into it
+                # could succeed beside the lost blocks and leave more to lose. One pragma.
+                cut_short = _size_error(connection, self.path)
+                if cut_short is not None:
+                    raise StoreDamaged(
+                        f"The store file {self.path} is damaged ({cut_short}). Restore it from "
+                        "a copy; `ftod store check` shows which tables still read, and "
+                        "`ftod store backup` saves them while they do."
+                    )
                 connection.execute("BEGIN TRANSACTION")
                 try:
                     yield connection
                 except BaseException:
-                    connection.execute("ROLLBACK")
+                    # A failed ROLLBACK (the disk that failed the block) must not hide why.
+                    with suppress(duckdb.Error):
+                        connection.execute("ROLLBACK")
                     raise
                 connection.execute("COMMIT")
             finally:
@@ -159,6 +200,157 @@ class Store:
                 connection.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
                 current = version
             return current
+
+
+@dataclass(frozen=True, slots=True)
+class TableCheck:
+    """One table read from end to end: its row count, or why it could not be read."""
+
+    table: str
+    rows: int | None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"table": self.table, "rows": self.rows, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCheck:
+    """What `ftod store check` found: every table of the schema read, or the reason none could."""
+
+    path: Path
+    tables: tuple[TableCheck, ...]
+    open_error: str | None = None  # the file itself would not open (or list its tables)
+    size_error: str | None = None  # shorter than its own header says: it was cut short
+
+    @property
+    def damaged(self) -> tuple[TableCheck, ...]:
+        return tuple(table for table in self.tables if table.error is not None)
+
+    @property
+    def ok(self) -> bool:
+        return self.open_error is None and self.size_error is None and not self.damaged
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "open_error": self.open_error,
+            "size_error": self.size_error,
+            "tables": [table.as_json() for table in self.tables],
+        }
+
+
+def _expected_tables() -> list[str]:
+    """The tables the migrations make, from a throwaway in-memory database."""
+    connection = duckdb.connect(":memory:")
+    try:
+        for _version, statements in MIGRATIONS:
+            for statement in statements:
+                connection.execute(statement)
+        return _table_names(connection)
+    finally:
+        connection.close()
+
+
+def _table_names(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = connection.execute(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name"
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def check_store(store: Store) -> StoreCheck:
+    """Read every row of every table (hashing whole rows, so no column is skipped)."""
+    if not store.path.is_file():
+        return StoreCheck(store.path, (), open_error=f"{store.path} does not exist")
+    with _process_lock(store.path):
+        try:
+            connection = store._retrying(lambda: duckdb.connect(str(store.path), read_only=True))
+        except (StoreDamaged, WorkspaceError) as error:
+            return StoreCheck(store.path, (), open_error=error.message)
+        try:
+            try:
+                present = _table_names(connection)
+            except duckdb.Error as error:
+                return StoreCheck(store.path, (), open_error=str(error))
+            checks: list[TableCheck] = []
+            for table in sorted(set(present) | set(_expected_tables())):
+                if table not in present:
+                    checks.append(TableCheck(table, None, "missing"))
+                    continue
+                try:
+                    row = connection.execute(
+                        f'SELECT count(*), bit_xor(hash(t)) FROM "{table}" AS t'
+                    ).fetchone()
+                except duckdb.Error as error:
+                    checks.append(TableCheck(table, None, str(error)))
+                    continue
+                checks.append(TableCheck(table, int(row[0]) if row else 0))
+            return StoreCheck(
+                store.path, tuple(checks), size_error=_size_error(connection, store.path)
+            )
+        finally:
+            connection.close()
+
+
+def _size_error(connection: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+    """Why the file is too short for the blocks its header says are in use, if it is.
+
+    A lower bound only (used blocks may sit past free ones, and DuckDB itself trims free
+    blocks off the end), so it never calls a whole file short. A file with a write-ahead
+    log is not measured: blocks replayed from the log are counted before they reach it."""
+    if path.with_name(path.name + ".wal").exists():
+        return None
+    row = connection.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size()"
+    ).fetchone()
+    if row is None:
+        return None
+    needed = int(row[0]) * int(row[1])
+    actual = path.stat().st_size
+    if actual >= needed:
+        return None
+    return (
+        f"the file is {actual} bytes, but its header says {row[1]} blocks of {row[0]} bytes "
+        "are in use: it was cut short"
+    )
+
+
+def backup_store(store: Store, destination: Path) -> StoreCheck:
+    """Copy the store into a new DuckDB file at `destination` (replacing one there) in one
+    read transaction, so the copy is consistent even while others use the store; the copy is
+    checked before it takes the destination's name. Works on a read-only workspace."""
+    destination = Path(destination)
+    building = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.tmp")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    try:
+        with _process_lock(store.path), store._translating():
+            connection = duckdb.connect(":memory:")
+            try:
+                store._retrying(
+                    lambda: connection.execute("ATTACH ? AS source (READ_ONLY)", [str(store.path)])
+                )
+                connection.execute("ATTACH ? AS backup_copy", [str(building)])
+                connection.execute("COPY FROM DATABASE source TO backup_copy")
+                connection.execute("DETACH backup_copy")
+                connection.execute("DETACH source")
+            finally:
+                connection.close()
+        copied = check_store(Store(building, busy_timeout_s=store.busy_timeout_s))
+        if not copied.ok:
+            raise StoreDamaged(
+                f"The copy of {store.path} does not read back whole; it was not kept. Run "
+                "`ftod store check`."
+            )
+        os.chmod(building, 0o666 & ~mask)
+        os.replace(building, destination)
+    finally:
+        building.unlink(missing_ok=True)
+        building.with_name(building.name + ".wal").unlink(missing_ok=True)
+    return StoreCheck(destination, copied.tables)
 
 
 def _current_version(connection: duckdb.DuckDBPyConnection) -> int:

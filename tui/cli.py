@@ -155,9 +155,12 @@ def data_check(
     as_json: bool,
 ) -> None:
     """Check a chat dataset file for every known problem. Exit 1 when errors are found."""
+    from core.safefiles import require_regular_file
     from core.scan import check_file
     from tui.report import print_check_report
 
+    for input_path in (path, *against):
+        require_regular_file(input_path, "dataset file")
     options = _check_options(max_seq_len, tokenizer, threshold, against)
     with progress_display(not as_json) as progress:
         report = check_file(path, options, progress=progress)
@@ -190,9 +193,11 @@ def data_add(
 ) -> None:
     """Check PATH and store it as a new version of dataset NAME."""
     from core.datasets import add_dataset
+    from core.safefiles import require_regular_file
     from store.datasets import DatasetRepository
     from store.db import Store
 
+    require_regular_file(path, "dataset file")
     workspace = _workspace(ctx)
     repository = DatasetRepository(Store.open(workspace, on_wait=_announce_wait_once()))
     options = _check_options(max_seq_len, tokenizer, threshold, ())
@@ -316,17 +321,26 @@ def data_show(ctx: click.Context, ref: str, finding_limit: int, as_json: bool) -
     required=True,
     help="Output JSONL file, or - for stdout.",
 )
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @click.pass_context
 @reports_errors
-def data_export(ctx: click.Context, ref: str, split_name: str | None, output: Path) -> None:
+def data_export(
+    ctx: click.Context, ref: str, split_name: str | None, output: Path, force: bool
+) -> None:
     """Write the valid rows of NAME@VERSION (optionally one split) as chat JSONL."""
     from core.datasets import export_dataset
+    from core.safefiles import output_target
 
     target = None if str(output) == "-" else output
-    version, count = export_dataset(_repository(ctx), ref, target, split_name)
+    replacing = False
+    if target is not None:
+        # Checked before the store is read, so a wrong -o costs nothing.
+        _real, replacing = output_target(target, overwrite=force)
+    version, count = export_dataset(_repository(ctx), ref, target, split_name, overwrite=force)
     if target is not None:
         which = f" ({split_name} split)" if split_name else ""
-        click.echo(f"Wrote {count} rows of {version.ref}{which} to {target}", err=True)
+        replaced = " (replaced the file that was there)" if replacing else ""
+        click.echo(f"Wrote {count} rows of {version.ref}{which} to {target}{replaced}", err=True)
 
 
 @data.command("split")
@@ -381,6 +395,7 @@ def _register_run_commands() -> None:
     from tui.cli_judge import judge_group
     from tui.cli_review import review
     from tui.cli_runs import runs, train
+    from tui.cli_store import store_group
 
     main.add_command(train)
     main.add_command(runs)
@@ -393,6 +408,7 @@ def _register_run_commands() -> None:
     main.add_command(compare_run)
     main.add_command(review)
     main.add_command(judge_group)
+    main.add_command(store_group)
 
 
 _register_run_commands()

@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from store.errors import FtodError
+from store.errors import FtodError, environment_problem
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,6 +53,10 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         except MemoryError:
             _fail("Out of memory", "ftod ran out of memory on this input.", EXIT_USAGE, as_json)
         except Exception as error:  # noqa: BLE001 - last resort: a bug, reported as one
+            # A full disk or a read-only workspace is the machine's problem, not a bug.
+            problem = environment_problem(error)
+            if problem is not None:
+                _fail(problem.title, problem.message, problem.exit_code, as_json)
             if os.environ.get("FTOD_DEBUG"):
                 traceback.print_exc()
             _fail(

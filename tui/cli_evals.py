@@ -106,9 +106,11 @@ def eval_import(
     Nothing is stored unless every line of the outputs file is usable.
     """
     from core.evals.service import import_eval
+    from core.safefiles import require_regular_file
 
     load_scorers(ctx, scorer_files)
 
+    require_regular_file(outputs_path, "--outputs")
     outcome = import_eval(
         _repository(ctx),
         _eval_repository(ctx),
@@ -336,8 +338,10 @@ def gate(
     The verdict and the spec's hash are stored with the candidate (`ftod evals show`).
     """
     from core.evals.service import run_gate
+    from core.safefiles import MAX_WHOLE_FILE_BYTES, require_regular_file
 
     load_scorers(ctx, scorer_files)
+    require_regular_file(spec_path, "--spec", max_bytes=MAX_WHOLE_FILE_BYTES)
     outcome = run_gate(_eval_repository(ctx), spec_path, baseline_ref, candidate_ref)
     verdict = outcome.verdict
     if as_json:

@@ -58,7 +58,9 @@ def prompt_group() -> None:
 def prompt_add(ctx: click.Context, name: str, path: Path, as_json: bool) -> None:
     """Store PROMPT.yaml as a new version of NAME (only when its content changed)."""
     from core.evals.prompts import add_prompt
+    from core.safefiles import MAX_WHOLE_FILE_BYTES, require_regular_file
 
+    require_regular_file(path, "--file", max_bytes=MAX_WHOLE_FILE_BYTES)
     record, created = add_prompt(_prompts(ctx), name, path)
     if as_json:
         click.echo(json.dumps({**record.as_json(), "created": created}, ensure_ascii=False))

@@ -114,7 +114,10 @@ def judge_run(
     command with --resume.
     """
     from core.evals.judge import judge_agreement, run_judge
+    from core.safefiles import MAX_WHOLE_FILE_BYTES, require_regular_file
 
+    if template_path is not None:
+        require_regular_file(template_path, "--template", max_bytes=MAX_WHOLE_FILE_BYTES)
     evals, judges, reviews = _repositories(ctx)
     with progress_display(not as_json) as update:
         outcome = run_judge(

@@ -119,21 +119,32 @@ def review(
     "-o", "--output", required=True, type=click.Path(path_type=Path), help="The JSONL to write."
 )
 @click.option("--reviewer", default=None, help="Only this reviewer's verdicts (default all).")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @click.pass_context
 @reports_errors
 def review_export(
-    ctx: click.Context, baseline: str, candidate: str, output: Path, reviewer: str | None
+    ctx: click.Context,
+    baseline: str,
+    candidate: str,
+    output: Path,
+    reviewer: str | None,
+    force: bool,
 ) -> None:
     """Write verdicts and corrected answers as JSONL, ready to add as a dataset version.
 
     Each row's messages are the input plus the corrected answer, else the preferred output.
     """
-    from core.evals.review import export_reviews, write_jsonl
+    from core.evals.review import export_reviews, write_jsonl_to
+    from core.safefiles import output_file, output_target
 
+    # Checked before the store is read, so a wrong -o costs nothing.
+    _real, replacing = output_target(output, overwrite=force)
     evals, reviews = _stores(ctx)
     outcome = export_reviews(evals, reviews, baseline, candidate, reviewer)
-    count = write_jsonl(outcome.rows, output)
-    click.echo(f"Wrote {count} reviewed examples to {output}")
+    with output_file(output, overwrite=force) as handle:
+        count = write_jsonl_to(outcome.rows, handle)
+    replaced = " (replaced the file that was there)" if replacing else ""
+    click.echo(f"Wrote {count} reviewed examples to {output}{replaced}")
     if outcome.left_out:
         click.echo(
             f"note: {outcome.left_out} 'both wrong' verdicts without a corrected answer were "

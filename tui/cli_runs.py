@@ -48,14 +48,36 @@ def _warn_skipped(report: Any, but: str | None = None) -> None:
 def _ingested(ctx: click.Context, showing: str | None = None) -> Any:
     """The runs index, brought up to date; a run directory it skipped is named on stderr,
     and asking for that run (`showing`) says why it is not in the index."""
-    from store.errors import InputError
+    repository, _current = _ingested_if_writable(ctx, showing=showing, read_only=False)
+    return repository
 
-    repository, report = _ingest_report(ctx)
+
+def _ingested_if_writable(
+    ctx: click.Context, showing: str | None = None, *, read_only: bool = True
+) -> tuple[Any, bool]:
+    """(the run index, whether it is up to date with the run folders). A command that only
+    reads (`read_only`) still shows what the store has when the workspace cannot be written
+    (a read-only or full disk), with a note, rather than failing."""
+    from core.runs.ingest import ingest_runs
+    from store.errors import EnvironmentProblem, InputError
+
+    repository = _run_repository(ctx)
+    try:
+        report = ingest_runs(_workspace(ctx), repository)
+    except EnvironmentProblem as problem:
+        if not read_only:
+            raise
+        click.echo(
+            f"note: showing the runs as last stored; new progress was not read in. "
+            f"{problem.message}",
+            err=True,
+        )
+        return repository, False
     _warn_skipped(report, but=showing)
     for skipped in report.skipped:
         if skipped.run_id == showing:
             raise InputError(skipped.warning(), title="Run not indexed")
-    return repository
+    return repository, True
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -97,7 +119,9 @@ def train(
     """
     from core.runs.config import load_run_config
     from core.runs.launch import prepare_run, start_trainer
+    from core.safefiles import MAX_WHOLE_FILE_BYTES, require_regular_file
 
+    require_regular_file(config_path, "config", max_bytes=MAX_WHOLE_FILE_BYTES)
     config = load_run_config(config_path)
     workspace = _workspace(ctx)
     prepared = prepare_run(
@@ -220,7 +244,7 @@ def runs() -> None:
 @reports_errors
 def runs_list(ctx: click.Context, as_json: bool) -> None:
     """Every run of this workspace, newest first."""
-    repository = _ingested(ctx)
+    repository, _current = _ingested_if_writable(ctx)
     records = repository.list_runs()
     if as_json:
         click.echo(json.dumps([record.as_json() for record in records], default=str))
@@ -258,14 +282,26 @@ def runs_list(ctx: click.Context, as_json: bool) -> None:
 def runs_show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
     """One run: state, progress, latest metrics, config and lineage."""
     from core.runs.launch import find_run
+    from core.runs.rundir import read_json
+    from store.errors import NotFoundError
 
     paths = find_run(_workspace(ctx), run_ref)
-    repository = _ingested(ctx, showing=paths.run_id)
+    repository, current = _ingested_if_writable(ctx, showing=paths.run_id)
     payload = _summary_json(paths)
-    record = repository.run(paths.run_id)
-    payload["config"] = record.config
-    payload["lineage"] = record.lineage
-    payload["metrics_logged"] = repository.metric_count(paths.run_id)
+    try:
+        record = repository.run(paths.run_id)
+    except NotFoundError:
+        if current:
+            raise
+        # Not in the store yet, and the store cannot be written: the run folder says as much.
+        run_json = read_json(paths.run_json) or {}
+        payload["config"] = run_json.get("config") or {}
+        payload["lineage"] = run_json.get("lineage") or {}
+        payload["metrics_logged"] = {}
+    else:
+        payload["config"] = record.config
+        payload["lineage"] = record.lineage
+        payload["metrics_logged"] = repository.metric_count(paths.run_id)
     if as_json:
         click.echo(json.dumps(payload, default=str))
         return
@@ -382,8 +418,11 @@ def runs_import(ctx: click.Context, path: Path, name: str | None, as_json: bool)
     PATH may also be an output folder: its trainer_log.jsonl or trainer_state.json, else the
     newest checkpoint-N/trainer_state.json, is imported."""
     from core.runs.imports import create_imported_run, find_training_log
+    from core.safefiles import require_regular_file
     from store.errors import InputError
 
+    if not path.is_dir():
+        require_regular_file(path, "training log")
     if path.is_dir():
         path = find_training_log(path)
     elif not path.is_file():

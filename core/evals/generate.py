@@ -38,6 +38,7 @@ from core.evals.service import (
     store_outputs,
 )
 from core.model_files import check_model_files
+from core.safefiles import append_durably, atomic_replace, finished_lines
 from store.datasets import DatasetRepository
 from store.errors import InputError
 from store.evals import EvalOutput, EvalRepository
@@ -247,19 +248,6 @@ def load_model(model: str, adapter: AdapterSource | None = None) -> LoadedModel:
 # -- the checkpoint ------------------------------------------------------------------------------
 
 
-def finished_lines(path: Path) -> list[bytes]:
-    """The complete lines of an append-only checkpoint; a torn last line (a crash mid-write)
-    is cut off the file, so appending after it starts on a fresh line."""
-    if not path.is_file():
-        return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(end)
-    return data[:end].splitlines()
-
-
 def read_checkpoint(path: Path, lines: set[int] | None = None) -> dict[int, EvalOutput]:
     """Finished outputs of a partial eval; a torn last line (a crash mid-write) is dropped."""
     done: dict[int, EvalOutput] = {}
@@ -291,25 +279,24 @@ def read_checkpoint(path: Path, lines: set[int] | None = None) -> dict[int, Eval
     return done
 
 
+def _checkpoint_line(output: EvalOutput) -> bytes:
+    return (
+        orjson.dumps(
+            {
+                "line": output.line,
+                "output": output.output,
+                "input_tokens": output.input_tokens,
+                "output_tokens": output.output_tokens,
+                "latency_s": output.latency_s,
+                "finish_reason": output.finish_reason,
+            }
+        )
+        + b"\n"
+    )
+
+
 def _append(path: Path, outputs: Sequence[EvalOutput]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
-        for output in outputs:
-            handle.write(
-                orjson.dumps(
-                    {
-                        "line": output.line,
-                        "output": output.output,
-                        "input_tokens": output.input_tokens,
-                        "output_tokens": output.output_tokens,
-                        "latency_s": output.latency_s,
-                        "finish_reason": output.finish_reason,
-                    }
-                )
-                + b"\n"
-            )
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_durably(path, (_checkpoint_line(output) for output in outputs))
 
 
 # -- generation ----------------------------------------------------------------------------------
@@ -564,11 +551,10 @@ def _store(
     """Write the outputs file, then store it as `eval import` would; the partial file goes
     only once the store has the eval."""
     final = evals_dir(workspace) / f"{_file_stem(label)}.jsonl"
-    tmp = final.with_suffix(".jsonl.tmp")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp.unlink(missing_ok=True)
-    _append(tmp, outputs)
-    os.replace(tmp, final)
+    with atomic_replace(final) as handle:
+        for output in outputs:
+            handle.write(_checkpoint_line(output))
     hit_limit = sum(1 for output in outputs if output.finish_reason == "length")
     notes = (
         [

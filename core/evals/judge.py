@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from core.evals.input_files import read_small_text
 from core.evals.outputs import EvalExample
 from core.evals.service import _same_version, _Scoring
 from core.evals.stats import bootstrap_mean_ci, cohens_kappa
+from core.safefiles import append_durably, finished_lines
 from store.errors import InputError
 from store.evals import EvalRecord, EvalRepository
 from store.judges import (
@@ -273,8 +273,6 @@ def judge_partial_path(workspace: Workspace, baseline_eval_id: int, candidate_ev
 def read_judge_checkpoint(path: Path) -> dict[tuple[int, int], Reading]:
     """Finished readings (line, order) → P(A), P(B), P(C) of a crashed judge run; a torn last
     line (a crash mid-write) is dropped."""
-    from core.evals.generate import finished_lines
-
     done: dict[tuple[int, int], Reading] = {}
     for number, raw in enumerate(finished_lines(path), start=1):
         if not raw.strip():
@@ -292,13 +290,13 @@ def read_judge_checkpoint(path: Path) -> dict[tuple[int, int], Reading]:
 
 
 def _append_readings(path: Path, readings: Sequence[tuple[int, int, Reading]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        for line, order, probabilities in readings:
-            handle.write(json.dumps({"line": line, "order": order, "p": list(probabilities)}))
-            handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_durably(
+        path,
+        (
+            (json.dumps({"line": line, "order": order, "p": list(probabilities)}) + "\n").encode()
+            for line, order, probabilities in readings
+        ),
+    )
 
 
 # -- running the judge ---------------------------------------------------------------------------

@@ -11,17 +11,17 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from core.evals.judge import JudgeView, judge_view
 from core.evals.outputs import EvalExample
 from core.evals.service import _same_version, _Scoring, resolve_scorer
 from core.evals.stats import Comparison, ScoreKind, compare_scores
 from core.evals.stats import cohens_kappa as cohens_kappa  # moved to stats; still importable here
+from core.safefiles import atomic_replace
 from store.errors import InputError
 from store.evals import EvalRecord, EvalRepository, GateResultRecord
 from store.judges import JudgeRepository
@@ -413,17 +413,16 @@ def write_jsonl(rows: Iterable[Mapping[str, Any]], path: Path) -> int:
     """Write rows as JSONL atomically (a temporary file renamed into place); the row count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_replace(path) as handle:
+        return write_jsonl_to(rows, handle)
+
+
+def write_jsonl_to(rows: Iterable[Mapping[str, Any]], handle: BinaryIO) -> int:
+    """Write rows as JSONL lines to an open binary handle; the row count."""
     count = 0
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    for row in rows:
+        handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        count += 1
     return count
 
 

@@ -31,13 +31,14 @@ import math
 import os
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from core.safefiles import atomic_write_text
 
 RunState = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 RUN_STATES: tuple[str, ...] = (
@@ -166,13 +167,7 @@ def new_run_id(name: str, at: float | None = None) -> str:
 
 def atomic_write_json(path: Path, payload: Any) -> None:
     """Write to a sibling temp file, fsync, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    data = json.dumps(payload, indent=1, sort_keys=True, default=str)
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True, default=str))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from core.model_files import check_model_files
 from core.runs.config import ALL_LINEAR, RunConfig
+from core.safefiles import atomic_write_text
 from store.datasets import DatasetRepository, SplitRecord, VersionRecord
 from store.errors import InputError, NotFoundError
 
@@ -109,9 +110,7 @@ def weights_digest(folder: Path, cache_file: Path | None) -> str:
         digest.update(f"{path.relative_to(folder)}\0{file_hash}\n".encode())
     if changed and cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
+        atomic_write_text(cache_file, json.dumps(cache))
     return digest.hexdigest()
 
 
