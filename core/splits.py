@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.checks.leakage import leakage_findings
 from core.findings import Finding
-from core.scan import leakage_findings, parsed_rows_from_texts
+from core.scan import parsed_rows_from_texts
 from store.errors import InputError
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
