@@ -31,7 +31,7 @@ class SourceRow:
     raw: str  # the line as text (undecodable bytes replaced), for storage and display
     value: Any = None
     error: str | None = None  # set when the line cannot be checked as a row
-    error_check: str = "invalid_json"  # the check `error` is reported under
+    error_check: str = invalid_json.CHECK.id  # the check `error` is reported under
 
 
 def file_sha256(path: Path) -> str:
@@ -163,7 +163,9 @@ def _parse_line(raw_line: bytes, line_number: int, *, is_last: bool) -> SourceRo
     except orjson.JSONDecodeError as error:
         if str(error).startswith("depth limit exceeded"):
             unreadable = invalid_schema.too_deep_to_read(_READ_DEPTH_LIMIT)
-            return SourceRow(line_number, text, error=unreadable, error_check="invalid_schema")
+            return SourceRow(
+                line_number, text, error=unreadable, error_check=invalid_schema.CHECK.id
+            )
         return SourceRow(
             line_number, text, error=invalid_json.unparsable(text, error, is_last, ended)
         )
@@ -172,7 +174,7 @@ def _parse_line(raw_line: bytes, line_number: int, *, is_last: bool) -> SourceRo
     if body.count(b"[") + body.count(b"{") > invalid_schema.MAX_STORED_NESTING:
         too_deep = invalid_schema.nesting_problem(value)
         if too_deep is not None:
-            return SourceRow(line_number, text, error=too_deep, error_check="invalid_schema")
+            return SourceRow(line_number, text, error=too_deep, error_check=invalid_schema.CHECK.id)
     return SourceRow(line_number, text, value=value)
 
 
