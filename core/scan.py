@@ -1,5 +1,6 @@
-"""The full data check of one file: per-row format checks while streaming, then the
-cross-row checks (duplicates, near-duplicates, contradictions, leakage) and summaries.
+"""The full data check of one file: per-row checks while streaming, then the cross-row
+checks (duplicates, near-duplicates, contradictions, leakage) and summaries. Which checks
+run, and in what order, is core/checks/registry.py.
 
 `check_file` is what `ftod data check` runs; `ftod data add` runs the same scan and also
 stages the rows in Parquet for the store, so the two can never disagree. Large JSONL files
