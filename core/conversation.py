@@ -8,26 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
-from core.findings import Severity
+from core.checks.base import KNOWN_ROLES, TEXT_PART_TYPES
+from core.checks.base import RowProblem as RowProblem
+from core.checks.registry import FORMAT_CHECKS
 
-SYSTEM_ROLES = frozenset({"system", "developer"})
-TOOL_ROLES = frozenset({"tool", "function"})
-KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 _PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
 _SIMPLE_SHAPES = frozenset(
     {("user", "assistant"), ("system", "user", "assistant"), ("developer", "user", "assistant")}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RowProblem:
-    check: str
-    severity: Severity
-    message: str
 
 
 @dataclass(slots=True)
@@ -384,27 +374,12 @@ def parse_row(row: object) -> tuple[Conversation | None, list[RowProblem]]:
     return conversation, content_and_order_problems(conversation)
 
 
-def _has_tool_calls(message: dict[str, Any]) -> bool:
-    calls = message.get("tool_calls")
-    # `function_call` is the legacy single-call form, still found in older datasets.
-    return (isinstance(calls, list) and len(calls) > 0) or isinstance(
-        message.get("function_call"), dict
-    )
-
-
-def _has_media(message: dict[str, Any]) -> bool:
-    """A content list with non-text parts (an image, audio) is not empty without text."""
-    content = message.get("content")
-    return isinstance(content, list) and any(
-        isinstance(part, dict) and part.get("type", "text") not in TEXT_PART_TYPES
-        for part in content
-    )
-
-
 def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
-    """empty_content, role_order and no_assistant for a structurally valid conversation."""
+    """The registered format checks (core/checks/registry.py) of a structurally valid row."""
     messages = conversation.messages
-    # Fast path: most rows are ([system,] user, assistant) with text in every turn.
+    # Fast path: most rows are ([system,] user, assistant) with text in every turn, which
+    # every format check passes; a new format check that can fail such a row belongs in
+    # core/checks as a RowCheck instead.
     if (
         len(messages) in (2, 3)
         and tuple(message["role"] for message in messages) in _SIMPLE_SHAPES
@@ -413,102 +388,8 @@ def content_and_order_problems(conversation: Conversation) -> list[RowProblem]:
     ):
         return []
     problems: list[RowProblem] = []
-
-    empty_turns = [
-        f"{index} ({message['role']})"
-        for index, (message, text) in enumerate(
-            zip(messages, conversation.texts, strict=True), start=1
-        )
-        if not text.strip() and not _has_tool_calls(message) and not _has_media(message)
-    ]
-    if empty_turns:
-        problems.append(
-            RowProblem(
-                "empty_content",
-                "error",
-                f"empty or whitespace-only content in message {', '.join(empty_turns)}",
-            )
-        )
-
-    roles = [message["role"] for message in messages]
-    assistant_indexes = [i for i, role in enumerate(roles) if role == "assistant"]
-    if not assistant_indexes:
-        problems.append(
-            RowProblem("no_assistant", "error", "no assistant turn: nothing for the model to learn")
-        )
-    elif all(messages[i].get("weight") == 0 for i in assistant_indexes):
-        problems.append(
-            RowProblem(
-                "no_assistant",
-                "warning",
-                "every assistant turn has weight 0: the row has no loss-bearing tokens",
-            )
-        )
-
-    order_problems: list[str] = []
-    for index, role in enumerate(roles):
-        if role in SYSTEM_ROLES and index > 0 and roles[index - 1] not in SYSTEM_ROLES:
-            order_problems.append(f"system message at position {index + 1} is not first")
-            break
-    dialog = [(i, role) for i, role in enumerate(roles) if role not in SYSTEM_ROLES]
-    if dialog and dialog[0][1] == "assistant":
-        order_problems.append(
-            f"the conversation opens with an assistant turn (message {dialog[0][0] + 1})"
-        )
-    elif dialog and dialog[0][1] in TOOL_ROLES:
-        order_problems.append(
-            f"the conversation opens with a tool message (message {dialog[0][0] + 1})"
-        )
-    open_call_ids: set[str] = set()
-    calls_pending = False
-    for (prev_index, prev_role), (index, role) in pairwise(dialog):
-        if role == "user" and prev_role == "user":
-            order_problems.append(
-                f"two user turns in a row (messages {prev_index + 1} and {index + 1})"
-            )
-            break
-        if (
-            role == "assistant"
-            and prev_role == "assistant"
-            and not _has_tool_calls(messages[prev_index])
-        ):
-            order_problems.append(
-                f"two assistant turns in a row (messages {prev_index + 1} and {index + 1})"
-            )
-            break
-    for index, role in dialog:
-        message = messages[index]
-        if role == "assistant" and _has_tool_calls(message):
-            calls_pending = True
-            open_call_ids |= {
-                call["id"]
-                for call in message.get("tool_calls") or ()
-                if isinstance(call, dict) and isinstance(call.get("id"), str)
-            }
-        elif role in TOOL_ROLES:
-            if not calls_pending:
-                order_problems.append(
-                    f"tool message {index + 1} does not follow an assistant tool call"
-                )
-                break
-            call_id = message.get("tool_call_id")
-            if isinstance(call_id, str) and open_call_ids and call_id not in open_call_ids:
-                order_problems.append(
-                    f"tool message {index + 1} answers tool_call_id {call_id!r}, "
-                    "which no earlier call made"
-                )
-                break
-        elif role == "user":
-            calls_pending = False
-            open_call_ids = set()
-    if assistant_indexes and dialog and dialog[-1][1] != "assistant":
-        last_index, last_role = dialog[-1]
-        order_problems.append(
-            f"the conversation ends on a {last_role} turn (message {last_index + 1}), "
-            "not an assistant reply"
-        )
-    # Ending on an assistant tool call is fine: it is how function-calling examples
-    # teach the model to call a tool (the tool's reply is not part of the target).
-    if order_problems:
-        problems.append(RowProblem("role_order", "error", "; ".join(order_problems)))
+    for check in FORMAT_CHECKS:
+        problem = check.find(conversation)
+        if problem is not None:
+            problems.append(problem)
     return problems

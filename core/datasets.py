@@ -21,7 +21,7 @@ from core.findings import Finding
 from core.safefiles import output_file
 from core.scan import CheckOptions, CheckReport, ProgressCallback, check_file
 from core.source import file_sha256, sniff_format
-from core.splits import plan_split
+from core.splits import plan_split, validate_field_names
 from store.datasets import DatasetRepository, FindingToStore, SplitRecord, VersionRecord
 from store.errors import ChecksFailed, InputError, NotFoundError
 from store.workspace import Workspace
@@ -221,6 +221,7 @@ def split_dataset(
 ) -> SplitOutcome:
     from core.checks.minhash import DEFAULT_THRESHOLD
 
+    validate_field_names(group_by, stratify)
     version = repository.version(ref)
     fields = [f for f in (group_by, stratify) if f is not None]
     columns = repository.split_columns(version.version_id, fields)

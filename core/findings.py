@@ -7,25 +7,19 @@ from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
 
-# Stable check ids (DESIGN.md): more may be added, none renamed.
-CHECK_IDS: tuple[str, ...] = (
-    "invalid_json",
-    "invalid_schema",
-    "empty_content",
-    "role_order",
-    "no_assistant",
-    "exact_duplicate",
-    "near_duplicate",
-    "contradiction",
-    "pii",
-    "too_long",
-    "leakage",
-)
 
-# Row-level checks whose error means the row cannot be trained on as it is.
-FORMAT_CHECKS: frozenset[str] = frozenset(
-    {"invalid_json", "invalid_schema", "empty_content", "role_order", "no_assistant"}
-)
+def __getattr__(name: str) -> tuple[str, ...] | frozenset[str]:
+    # The check ids live with the checks (core/checks/registry.py); they are looked up
+    # lazily because the check modules themselves import this module for Finding.
+    if name == "CHECK_IDS":
+        from core.checks.registry import CHECK_IDS
+
+        return CHECK_IDS
+    if name == "FORMAT_CHECKS":
+        from core.checks.registry import ROW_FORMAT_CHECK_IDS
+
+        return ROW_FORMAT_CHECK_IDS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)

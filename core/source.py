@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from core.checks import invalid_json, invalid_schema
 from store.errors import InputError
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -29,7 +30,8 @@ class SourceRow:
     line: int  # 1-based physical line (Parquet: 1-based row number)
     raw: str  # the line as text (undecodable bytes replaced), for storage and display
     value: Any = None
-    error: str | None = None  # set when the line is not valid UTF-8 JSON
+    error: str | None = None  # set when the line cannot be checked as a row
+    error_check: str = invalid_json.CHECK.id  # the check `error` is reported under
 
 
 def file_sha256(path: Path) -> str:
@@ -70,17 +72,8 @@ def sniff_format(path: Path) -> str:
     return "jsonl"
 
 
-def _decode_error(raw: bytes, error: UnicodeDecodeError) -> str:
-    return f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
-
-
-def _json_error(text: str, error: orjson.JSONDecodeError, is_last: bool, ended: bool) -> str:
-    position = getattr(error, "pos", None)
-    if is_last and not ended and position is not None and position >= len(text) - 1:
-        return "the record is truncated: the file ends in the middle of this line"
-    detail = str(error).split(":", 1)[0]
-    where = f" at column {position + 1}" if isinstance(position, int) else ""
-    return f"not valid JSON ({detail}{where})"
+# orjson refuses to read deeper than this; the JSON is valid, the row unusable.
+_READ_DEPTH_LIMIT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +154,27 @@ def _parse_line(raw_line: bytes, line_number: int, *, is_last: bool) -> SourceRo
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         return SourceRow(
-            line_number, body.decode("utf-8", "replace"), error=_decode_error(body, error)
+            line_number,
+            body.decode("utf-8", "replace"),
+            error=invalid_json.undecodable(body, error),
         )
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        return SourceRow(line_number, text, error=_json_error(text, error, is_last, ended))
+        if str(error).startswith("depth limit exceeded"):
+            unreadable = invalid_schema.too_deep_to_read(_READ_DEPTH_LIMIT)
+            return SourceRow(
+                line_number, text, error=unreadable, error_check=invalid_schema.CHECK.id
+            )
+        return SourceRow(
+            line_number, text, error=invalid_json.unparsable(text, error, is_last, ended)
+        )
+    # Counting brackets is a cheap bound on the depth (two C scans), so only a line with
+    # enough of them is encoded to see whether orjson can write it back.
+    if body.count(b"[") + body.count(b"{") > invalid_schema.MAX_STORED_NESTING:
+        too_deep = invalid_schema.nesting_problem(value)
+        if too_deep is not None:
+            return SourceRow(line_number, text, error=too_deep, error_check=invalid_schema.CHECK.id)
     return SourceRow(line_number, text, value=value)
 
 

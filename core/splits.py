@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.checks.leakage import leakage_findings
 from core.findings import Finding
-from core.scan import leakage_findings, parsed_rows_from_texts
+from core.scan import parsed_rows_from_texts
 from store.errors import InputError
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
@@ -42,6 +43,23 @@ def validate_fractions(val: float, test: float) -> None:
             raise InputError(f"{name} must be a fraction in [0, 1), not {value}")
     if val + test >= 1.0:
         raise InputError(f"--val + --test must leave rows for training ({val} + {test} >= 1)")
+
+
+def validate_field_names(group_by: str | None, stratify: str | None) -> None:
+    """--group-by and --stratify name a metadata field, nested ones as `a.b`."""
+    for option, name in (("--group-by", group_by), ("--stratify", stratify)):
+        if name is None:
+            continue
+        if not name.strip():
+            raise InputError(f"{option} needs a metadata field name, e.g. customer_id or user.id")
+        # The name becomes a quoted JSON path ($."a"."b"), where a quote cannot be escaped.
+        if '"' in name:
+            raise InputError(f"{option} {name!r}: a metadata field name cannot contain '\"'")
+        if "" in name.split("."):
+            raise InputError(
+                f"{option} {name!r}: empty field name around a dot; "
+                "a nested field is written as parent.child"
+            )
 
 
 def _quota(count: int, fractions: Sequence[float]) -> list[int]:

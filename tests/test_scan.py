@@ -464,3 +464,141 @@ def test_sharegpt_parquet(tmp_path: Path) -> None:
     pl.DataFrame(rows).write_parquet(tmp_path / "sharegpt.parquet")
     report = check_file(tmp_path / "sharegpt.parquet")
     assert report.valid_rows == 3 and report.findings == []
+
+
+# -- plain bad input through the real CLI: a finding or exit 2, never an internal error ---
+
+
+def run_ftod(*args: str, workspace: Path | None = None) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    prefix = ["--workspace", str(workspace)] if workspace is not None else []
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *prefix, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+
+
+def nested_metadata(levels: int) -> str:
+    """A chat row whose metadata is `levels` deep (the object itself is one level)."""
+    inner = "[" * (levels - 1) + "]" * (levels - 1)
+    return json_row(chat("How deep does this go?", "Deep enough."), metadata=f'{{"x": {inner}}}')
+
+
+def json_row(row: dict[str, Any], **raw_fields: str) -> str:
+    """`row` as a JSON line with fields spliced in as raw JSON text (too deep to dump)."""
+    import json
+
+    body = json.dumps(row)[:-1]
+    return body + "".join(f', "{key}": {value}' for key, value in raw_fields.items()) + "}"
+
+
+def deep_rows() -> list[Any]:
+    deep = "[" * 300 + "]" * 300
+    call = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "ARGS"}}
+        ],
+    }
+    import json
+
+    tool_call_row = json.dumps(
+        {"messages": [SYSTEM, {"role": "user", "content": "Look it up"}, call]}
+    ).replace('"ARGS"', f'{{"a": {deep}}}')
+    return [
+        *clean_rows(),
+        nested_metadata(255),  # 11: one level more than orjson writes
+        json_row(chat("Which tools?", "These."), tools=f"[{deep}]"),  # 12
+        tool_call_row,  # 13: tool-call arguments
+        nested_metadata(1100),  # 14: deeper than orjson reads
+        nested_metadata(254),  # 15: the deepest orjson writes: a valid row
+    ]
+
+
+def test_rows_nested_too_deeply_are_findings_and_the_rest_is_checked(
+    jsonl_file: Callable[..., Path],
+) -> None:
+    import json
+
+    result = run_ftod("data", "check", str(jsonl_file(deep_rows())), "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rows"] == 15 and report["valid_rows"] == 11
+    found = {f["lines"][0]: (f["check"], f["message"]) for f in report["findings"]}
+    assert sorted(found) == [11, 12, 13, 14]
+    assert all(check == "invalid_schema" for check, _ in found.values())
+    assert all(message.startswith("nested too deeply") for _, message in found.values())
+    assert "'metadata' has more than 254 levels" in found[11][1]
+    assert "tools item 1 has more than 254 levels" in found[12][1]
+    assert "message 3 has more than 254 levels" in found[13][1]
+    assert "more than 1024 levels" in found[14][1]
+
+
+def test_data_add_stores_a_file_with_too_deep_rows(
+    tmp_path: Path, jsonl_file: Callable[..., Path]
+) -> None:
+    import json
+
+    assert run_ftod("init", str(tmp_path / "proj")).returncode == 0
+    workspace = tmp_path / "proj"
+    path = jsonl_file(deep_rows())
+    added = run_ftod("data", "add", str(path), "--name", "deep", workspace=workspace)
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(run_ftod("data", "show", "deep", "--json", workspace=workspace).stdout)
+    schema_lines = sorted(
+        line for f in shown["findings"] if f["check"] == "invalid_schema" for line in f["lines"]
+    )
+    assert schema_lines == [11, 12, 13, 14]
+
+
+def test_integer_wider_than_64_bits_is_a_schema_finding(jsonl_file: Callable[..., Path]) -> None:
+    import json
+
+    rows: list[Any] = [
+        *clean_rows(),
+        chat("Order status?", "Shipped.", order_id=123456789012345678901234567890),  # 11
+        {**chat("Which tool?", "This one."), "tools": [{"type": "function", "n": -(2**63) - 1}]},
+        # Look-alikes that are fine: the widest 64-bit integer, a large float, digits in text.
+        chat("Biggest id?", "That one.", id=2**64 - 1),
+        chat("A large ratio?", "Very.", ratio=1e30),
+        chat("A long code?", "Noted.", code="e5 123456789012345678901234567890"),
+    ]
+    result = run_ftod("data", "check", str(jsonl_file(rows)), "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert [(f["check"], f["lines"], f["message"]) for f in report["findings"]] == [
+        ("invalid_schema", [11], "integer too large (> 64 bits) in metadata.order_id"),
+        ("invalid_schema", [12], "integer too large (> 64 bits) in tools[0].n"),
+    ]
+    assert report["rows"] == 15 and report["valid_rows"] == 13
+
+
+def test_split_field_names_that_cannot_be_a_path_exit_2(
+    tmp_path: Path, jsonl_file: Callable[..., Path]
+) -> None:
+    workspace = tmp_path / "proj"
+    run_ftod("init", str(workspace))
+    path = jsonl_file(clean_rows())
+    assert run_ftod("data", "add", str(path), "--name", "d", workspace=workspace).returncode == 0
+    for option, name, message in [
+        ("--group-by", 'a"b', "cannot contain"),
+        ("--group-by", "", "needs a metadata field name"),
+        ("--group-by", "a..b", "empty field name around a dot"),
+        ("--group-by", "a.", "empty field name around a dot"),
+        ("--stratify", ".label", "empty field name around a dot"),
+    ]:
+        result = run_ftod("data", "split", "d", option, name, workspace=workspace)
+        assert result.returncode == 2, (name, result.stderr)
+        assert message in result.stderr and "Internal error" not in result.stderr, name
+    # The same dataset splits with field names that are paths.
+    split = run_ftod(
+        "data", "split", "d", "--group-by", "label", "--stratify", "label", workspace=workspace
+    )
+    assert split.returncode == 0, split.stderr

@@ -16,21 +16,30 @@ The hot path is built for millions of short texts: secrets are gated by plain su
 tests, and numbers are found by scanning an ASCII "shape" of the text (every digit mapped to
 ``0``) for a literal ``00``, so text without long numbers costs a few microseconds.
 
-Stdlib only; importing the module compiles regular expressions and nothing else.
+The module ends with the `pii` data check, which runs ``find_pii`` over each row's turns.
+Importing the module compiles regular expressions and nothing else.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.checks.base import RowCheck, RowContext
+from core.findings import Finding, PiiSpan, Severity
+
 __all__ = [
+    "CHECK",
     "KIND_LABELS",
     "PiiMatch",
     "card_brand",
     "find_pii",
     "iban_is_valid",
     "luhn_is_valid",
+    "pii_findings",
     "redact",
 ]
 
@@ -883,3 +892,62 @@ def redact(text: str, matches: list[PiiMatch]) -> str:
         pos = m.end
     parts.append(text[pos:])
     return "".join(parts)
+
+
+# =========================================================================== the check
+
+_PII_SEPARATOR = "\x00"
+PII_ERROR_KINDS = frozenset({"secret", "payment_card", "us_ssn", "iban"})
+
+
+def pii_findings(row: RowContext) -> Sequence[Finding]:
+    # One scan of the whole row (find_pii has a fixed cost per call); NUL separates the
+    # messages because no PII pattern accepts it, so no match spans two messages.
+    conversation = row.conversation
+    texts = conversation.texts
+    matches = find_pii(_PII_SEPARATOR.join(texts))
+    if not matches:
+        return ()
+    starts: list[int] = []
+    offset = 0
+    for text in texts:
+        starts.append(offset)
+        offset += len(text) + len(_PII_SEPARATOR)
+    spans: list[PiiSpan] = []
+    for match in matches:
+        index = bisect_right(starts, match.start) - 1
+        start = match.start - starts[index]
+        end = match.end - starts[index]
+        if end <= len(texts[index]):
+            spans.append(PiiSpan(index, start, end, match.kind, match.detail))
+    if not spans:
+        return ()
+    by_message: dict[int, list[str]] = defaultdict(list)
+    for span in spans:
+        label = span.detail or KIND_LABELS.get(span.kind, span.kind)
+        if label not in by_message[span.message_index]:
+            by_message[span.message_index].append(label)
+    where = "; ".join(
+        f"{', '.join(labels)} in message {index + 1} ({conversation.messages[index]['role']})"
+        for index, labels in sorted(by_message.items())
+    )
+    severity: Severity = "error" if any(s.kind in PII_ERROR_KINDS for s in spans) else "warning"
+    return (
+        Finding(
+            "pii",
+            severity,
+            (row.line,),
+            f"personal data or secret: {where}",
+            spans=tuple(spans),
+        ),
+    )
+
+
+CHECK = RowCheck(
+    "pii",
+    ("error", "warning"),
+    "secrets, payment cards (Luhn), US SSNs, IBANs (checksum) are errors; emails and phone "
+    "numbers warnings. Order numbers, versions, prices, dates, tracking and ticket numbers "
+    "do not fire",
+    pii_findings,
+)
