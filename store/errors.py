@@ -28,6 +28,12 @@ class InputError(FtodError):
 
     title = "Unusable input"
 
+    def __init__(self, message: str, *, title: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, title=title)
+        self.field = field
+        """The setting the error is about (a dotted path such as train.lr), so a form
+        can mark it without reading the message; None when it names no one setting."""
+
 
 class NotFoundError(FtodError):
     """A named thing (dataset, version, split) does not exist."""
