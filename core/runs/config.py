@@ -91,13 +91,13 @@ class LoraConfig:
         default=16,
         metadata=describe("r", "Adapter rank", minimum=1, maximum=4096, shapes_memory=True),
     )
-    alpha: int | float = field(
+    # A whole number, as PEFT's lora_alpha is.
+    alpha: int = field(
         default=32,
         metadata=describe(
             "alpha",
             "Scaling: updates are multiplied by α/r",
-            minimum=0,
-            exclusive_minimum=True,
+            minimum=1,
             maximum=65_536,
             shapes_memory=True,
         ),
@@ -250,7 +250,8 @@ class TrainConfig:
         default=None,
         metadata=describe(
             "early stop",
-            "Stop after this many evaluations without improvement; empty never stops",
+            "Stop after this many evals without val-loss improvement (the best adapter is kept); "
+            "empty never stops",
             minimum=1,
             maximum=MAX_STEPS_LIMIT,
             placeholder="(never)",
@@ -380,17 +381,15 @@ class RunConfig:
 # -- the schema, read off the dataclasses --------------------------------------------------
 
 FieldKind = Literal[
-    "text", "optional_text", "choice", "int", "optional_int", "float", "number", "bool", "targets"
+    "text", "optional_text", "choice", "int", "optional_int", "float", "bool", "targets"
 ]
 
-# The Python type of each field, mapped to how its YAML value is read. `number` keeps a
-# whole value an int (alpha: 32 stays 32, so config hashes do not move) and others a float.
+# The Python type of each field, mapped to how its YAML value is read.
 _KINDS: tuple[tuple[Any, FieldKind], ...] = (
     (bool, "bool"),
     (int, "int"),
     (int | None, "optional_int"),
     (float, "float"),
-    (int | float, "number"),
     (str, "text"),
     (str | None, "optional_text"),
     (str | tuple[str, ...], "targets"),
@@ -424,7 +423,7 @@ class ConfigField:
 
     @property
     def numeric(self) -> bool:
-        return self.kind in ("int", "optional_int", "float", "number")
+        return self.kind in ("int", "optional_int", "float")
 
 
 def _kind_of(annotation: Any, setting: Setting, where: str) -> FieldKind:
@@ -489,10 +488,18 @@ def schema_by_path() -> Mapping[str, ConfigField]:
 
 # -- parsing ---------------------------------------------------------------------------------
 
-# A hostile value (a YAML alias bomb, a huge string) must not make the error message huge.
-_shown = reprlib.Repr()
-_shown.maxstring = 60
-_shown.maxother = 60
+# A hostile value (a YAML alias bomb, a huge string) must not make the error message huge:
+# reprlib stops at a depth and a width, so it never walks the whole value.
+_repr = reprlib.Repr()
+_repr.maxlevel = 2
+_repr.maxstring = 60
+_repr.maxother = 60
+SHOWN_VALUE_CHARS = 80
+
+
+def _shown(value: Any) -> str:
+    text = _repr.repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 1] + "…"
 
 
 def _fail(where: str, problem: str, *, field: str | None = None) -> InputError:
@@ -510,12 +517,12 @@ def _bound(value: Bound) -> str:
 
 def _read_number(entry: ConfigField, value: Any) -> int | float:
     where = entry.path
-    if isinstance(value, str) and entry.kind in ("float", "number"):
+    if isinstance(value, str) and entry.kind == "float":
         # YAML reads "2e-4" (no dot) as a string.
         with contextlib.suppress(ValueError):
             value = float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(where, f"expected a number, got {_shown.repr(value)}", field=where)
+        raise _fail(where, f"expected a number, got {_shown(value)}", field=where)
     if isinstance(value, float) and not math.isfinite(value):
         raise _fail(where, f"expected a finite number, got {value!r}", field=where)
     if entry.kind in ("int", "optional_int") and isinstance(value, float):
@@ -528,15 +535,12 @@ def _read_number(entry: ConfigField, value: Any) -> int | float:
         value < minimum or (setting.exclusive_minimum and value == minimum)
     ):
         bound = f"> {_bound(minimum)}" if setting.exclusive_minimum else f">= {_bound(minimum)}"
-        raise _fail(where, f"must be {bound}, got {_shown.repr(value)}", field=where)
+        raise _fail(where, f"must be {bound}, got {_shown(value)}", field=where)
     if maximum is not None and value > maximum:
-        raise _fail(where, f"must be <= {_bound(maximum)}, got {_shown.repr(value)}", field=where)
+        raise _fail(where, f"must be <= {_bound(maximum)}, got {_shown(value)}", field=where)
     if entry.kind in ("int", "optional_int"):
         return int(value)
-    number = float(value)
-    if entry.kind == "number" and number.is_integer():
-        return int(number)
-    return number
+    return float(value)
 
 
 def _read_value(entry: ConfigField, value: Any) -> Any:
@@ -550,13 +554,13 @@ def _read_value(entry: ConfigField, value: Any) -> Any:
         return _read_number(entry, value)
     if kind == "bool":
         if not isinstance(value, bool):
-            raise _fail(where, f"expected true or false, got {_shown.repr(value)}", field=where)
+            raise _fail(where, f"expected true or false, got {_shown(value)}", field=where)
         return value
     if kind == "choice":
         if not isinstance(value, str) or value not in entry.setting.choices:
             raise _fail(
                 where,
-                f"expected one of {', '.join(entry.setting.choices)}, got {_shown.repr(value)}",
+                f"expected one of {', '.join(entry.setting.choices)}, got {_shown(value)}",
                 field=where,
             )
         return value
@@ -572,14 +576,14 @@ def _read_value(entry: ConfigField, value: Any) -> Any:
         raise _fail(
             where,
             f"expected a list of module names (e.g. [q_proj, v_proj]) or {ALL_LINEAR!r}, "
-            f"got {_shown.repr(value)}",
+            f"got {_shown(value)}",
             field=where,
         )
     if entry.required and (not isinstance(value, str) or not value.strip()):
         raise _required(entry)
     if not isinstance(value, str):
         expected = "a split name or null" if where.startswith("splits.") else "a string"
-        raise _fail(where, f"expected {expected}, got {_shown.repr(value)}", field=where)
+        raise _fail(where, f"expected {expected}, got {_shown(value)}", field=where)
     return value
 
 

@@ -59,7 +59,6 @@ WIDGET_KINDS: dict[ConfigKind, FieldKind] = {
     "int": "number",
     "optional_int": "optional_number",
     "float": "number",
-    "number": "number",
     "bool": "bool",
     "targets": "targets",
 }
