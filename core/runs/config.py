@@ -24,7 +24,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal, get_type_hints
 
 import yaml
@@ -479,11 +478,6 @@ def schema_sections() -> tuple[tuple[str, tuple[ConfigField, ...]], ...]:
     for entry in config_schema():
         grouped.setdefault(entry.section, []).append(entry)
     return tuple((title, tuple(entries)) for title, entries in grouped.items())
-
-
-@functools.cache
-def schema_by_path() -> Mapping[str, ConfigField]:
-    return MappingProxyType({entry.path: entry for entry in config_schema()})
 
 
 # -- parsing ---------------------------------------------------------------------------------
