@@ -18,8 +18,6 @@ import yaml
 from core.evals.gate import load_gate_spec
 from core.evals.prompts import read_prompt_file
 from core.runs.config import (
-    MAX_SEQ_LEN_LIMIT,
-    SEED_LIMIT,
     ConfigField,
     LoraConfig,
     QloraConfig,
@@ -33,6 +31,7 @@ from core.runs.config import (
     replace_reference,
     run_config_from_json,
 )
+from core.runs.limits import MAX_SEQ_LEN_LIMIT, SEED_LIMIT
 from core.yamlfile import load_yaml_file
 from store.errors import InputError
 

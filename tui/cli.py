@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from core.runs.config import MAX_SEQ_LEN_LIMIT, SEED_LIMIT
+from core.runs.limits import MAX_SEQ_LEN_LIMIT, SEED_LIMIT
 from tui.cli_common import (
     EXIT_FAILED,
     EXIT_OK,

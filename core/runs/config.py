@@ -28,6 +28,14 @@ from typing import Any, Literal, get_type_hints
 
 import yaml
 
+from core.runs.limits import (
+    BATCH_SIZE_LIMIT,
+    MAX_SEQ_LEN_LIMIT,
+    MAX_STEPS_LIMIT,
+    MIN_SEQ_LEN,
+    SEED_LIMIT,
+    TOKENS_PER_STEP_LIMIT,
+)
 from core.yamlfile import load_yaml_file
 from store.errors import InputError
 
@@ -35,15 +43,6 @@ SCHEDULERS = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 QUANT_TYPES = ("nf4", "fp4")
 ALL_LINEAR = "all-linear"
-
-# Upper bounds that keep every value far from what breaks downstream: steps and seeds must
-# fit the store's 32-bit integers and torch's generators, sizes must fit in memory.
-MAX_STEPS_LIMIT = 10**9
-BATCH_SIZE_LIMIT = 65_536
-MAX_SEQ_LEN_LIMIT = 1_048_576
-MIN_SEQ_LEN = 16
-SEED_LIMIT = 2**31 - 1
-TOKENS_PER_STEP_LIMIT = 10**9
 
 SETTING_KEY = "ftod.setting"
 SECTION_KEY = "ftod.section"
@@ -141,7 +140,10 @@ class QloraConfig:
 class TrainConfig:
     lr: float = field(
         default=2e-4,
-        metadata=describe("lr", "Peak learning rate", minimum=0, exclusive_minimum=True, maximum=1),
+        # Far past any useful rate, yet room to drive a run to divergence on purpose.
+        metadata=describe(
+            "lr", "Peak learning rate", minimum=0, exclusive_minimum=True, maximum=1e6
+        ),
     )
     scheduler: str = field(
         default="cosine",
