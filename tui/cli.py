@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from core.runs.limits import MAX_SEQ_LEN_LIMIT, SEED_LIMIT
 from tui.cli_common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -128,7 +129,7 @@ def check_options(command: Callable[P, R]) -> Callable[P, R]:
     )(command)
     command = click.option(
         "--max-seq-len",
-        type=int,
+        type=click.IntRange(1, MAX_SEQ_LEN_LIMIT),
         default=None,
         help="Flag rows longer than this many tokens (default 2048).",
     )(command)
@@ -349,7 +350,7 @@ def data_export(
 @click.option("--test", type=float, default=0.1, show_default=True, help="Test fraction.")
 @click.option("--group-by", default=None, help="metadata field whose rows must stay in one split.")
 @click.option("--stratify", default=None, help="metadata field to balance across splits.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, SEED_LIMIT), default=0, show_default=True)
 @json_option
 @click.pass_context
 @reports_errors

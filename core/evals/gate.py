@@ -43,10 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from core.evals.scorers import DEFAULT_SCORER, check_scorer_reference
 from core.evals.stats import OVERALL, Comparison, SliceStats, margin_warning
+from core.yamlfile import load_yaml_file
 from store.errors import InputError
 
 DEFAULT_MARGIN = 0.02
@@ -228,16 +227,7 @@ def parse_gate_spec(raw: Any, where: str = "gate spec") -> GateSpec:
 
 def load_gate_spec(path: Path | str) -> GateSpec:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as error:
-        raise _fail(str(path), "no such gate spec") from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise _fail(str(path), f"cannot read ({error})") from error
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise _fail(str(path), f"not valid YAML ({error})") from error
+    raw = load_yaml_file(path, what="gate spec", title="Bad gate spec")
     return parse_gate_spec(raw, str(path))
 
 

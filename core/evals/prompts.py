@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from core.yamlfile import load_yaml_file
 from store.errors import InputError
 from store.prompts import FewShot, PromptRecord, PromptRepository
 
@@ -122,14 +121,7 @@ def parse_prompt(data: object, where: str = "prompt") -> PromptSpec:
 
 def read_prompt_file(path: Path) -> PromptSpec:
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such prompt file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot read ({error})") from error
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: not valid YAML ({error})") from error
+    data = load_yaml_file(path, what="prompt file")
     return parse_prompt(data, str(path))
 
 

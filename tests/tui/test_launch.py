@@ -23,6 +23,7 @@ from core.gpu import GpuSnapshot
 from core.runs.config import RunConfig, load_run_config, parse_run_config
 from core.runs.rundir import RunPaths, process_alive, read_status
 from core.runs.vram import GIB, VramEstimate
+from store.errors import InputError
 from store.workspace import Workspace
 from tests.tui.helpers import make_app, settle
 from tui.app import FtodApp
@@ -133,6 +134,33 @@ async def test_errors_that_span_fields_land_on_the_field_they_name(
         assert screen.validate_now() is None
         message = "needs a validation split (splits.val)"
         assert text_of(screen.error_for("train.early_stopping_patience")) == message
+
+
+async def test_the_form_marks_the_field_an_error_carries_not_one_its_text_names(
+    support_workspace: Workspace, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(support_workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(app, pilot, tiny_config(tiny_model_dir))
+        # The schema's ranges reach the form: the error sits under the field.
+        screen.input_for("train.batch_size").value = "100000"
+        assert screen.validate_now() is None
+        assert text_of(screen.error_for("train.batch_size")) == "must be <= 65536, got 100000"
+        screen.input_for("train.batch_size").value = "2"
+        assert screen.validate_now() is not None
+
+        def parse_refusing_the_whole_form(raw: Any, **options: Any) -> RunConfig:
+            # Only the whole form holds name, splits and train together (one field checked
+            # alone, or the VRAM shape, never does).
+            if {"name", "splits", "train"} <= set(raw):
+                raise InputError("train.lr: too high for this seed", field="train.seed")
+            return parse_run_config(raw, **options)
+
+        monkeypatch.setattr("tui.screens.launch.parse_run_config", parse_refusing_the_whole_form)
+        assert screen.validate_now() is None
+        assert set(screen.problems) == {"train.seed"}
+        assert text_of(screen.error_for("train.seed")) == "train.lr: too high for this seed"
+        assert not screen.error_for("train.lr").display
 
 
 async def test_a_filled_in_form_gets_a_vram_estimate(

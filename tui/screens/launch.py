@@ -28,7 +28,14 @@ from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from core.runs.config import ALL_LINEAR, PRECISIONS, SCHEDULERS, RunConfig, parse_run_config
+from core.runs.config import (
+    ALL_LINEAR,
+    ConfigField,
+    RunConfig,
+    parse_run_config,
+    schema_sections,
+)
+from core.runs.config import FieldKind as ConfigKind
 from core.runs.launch import prepare_run, start_trainer
 from core.runs.vram import GIB, GpuProbe, VramEstimate, default_gpu_probe, estimate_for_run
 from store.errors import FtodError, InputError
@@ -43,10 +50,23 @@ FieldKind = Literal[
     "text", "optional_text", "number", "optional_number", "bool", "choice", "targets"
 ]
 
+# How each kind of setting is edited: numbers in an Input, choices in a Select, flags in a
+# Checkbox; an "optional" one may be left empty (null).
+WIDGET_KINDS: dict[ConfigKind, FieldKind] = {
+    "text": "text",
+    "optional_text": "optional_text",
+    "choice": "choice",
+    "int": "number",
+    "optional_int": "optional_number",
+    "float": "number",
+    "bool": "bool",
+    "targets": "targets",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class FormField:
-    """One run-config field: its path in the YAML (the prefix of its errors) and its widget."""
+    """One run-config setting as the form shows it, made from its schema entry."""
 
     path: str
     label: str
@@ -54,6 +74,21 @@ class FormField:
     tooltip: str
     choices: tuple[str, ...] = ()
     placeholder: str = ""
+    shapes_memory: bool = False
+    """Whether a change can move the VRAM estimate."""
+
+    @classmethod
+    def of(cls, entry: ConfigField) -> FormField:
+        setting = entry.setting
+        return cls(
+            path=entry.path,
+            label=setting.label,
+            kind=WIDGET_KINDS[entry.kind],
+            tooltip=setting.help,
+            choices=setting.choices,
+            placeholder=setting.placeholder,
+            shapes_memory=setting.shapes_memory,
+        )
 
     @property
     def widget_id(self) -> str:
@@ -63,164 +98,9 @@ class FormField:
     def error_id(self) -> str:
         return self.widget_id + "-error"
 
-    @property
-    def shapes_memory(self) -> bool:
-        """Whether a change can move the VRAM estimate."""
-        return self.path in VRAM_FIELDS or self.path.startswith(("lora.", "qlora."))
 
-
-VRAM_FIELDS = frozenset(
-    {
-        "base_model",
-        "revision",
-        "train.batch_size",
-        "train.max_seq_len",
-        "train.packing",
-        "train.gradient_checkpointing",
-        "train.precision",
-        "train.torch_compile",
-    }
-)
-
-SECTIONS: tuple[tuple[str, tuple[FormField, ...]], ...] = (
-    (
-        "Run",
-        (
-            FormField("name", "name", "text", "Run name; also names the saved YAML file"),
-            FormField(
-                "base_model",
-                "base model",
-                "text",
-                "A Hugging Face model folder (holding config.json), or a hub id in the local cache",
-                placeholder="path/to/model or org/name",
-            ),
-            FormField(
-                "revision",
-                "revision",
-                "optional_text",
-                "Hub revision of a cached model; empty for a folder or the cached snapshot",
-                placeholder="(none)",
-            ),
-            FormField(
-                "dataset",
-                "dataset",
-                "text",
-                "A dataset version, NAME@VERSION",
-                placeholder="NAME@V",
-            ),
-            FormField(
-                "splits.train",
-                "train split",
-                "optional_text",
-                "The split trained on; empty trains on the whole version",
-                placeholder="(whole version)",
-            ),
-            FormField(
-                "splits.val",
-                "val split",
-                "optional_text",
-                "The split evaluated on; empty for no validation",
-                placeholder="(none)",
-            ),
-        ),
-    ),
-    (
-        "LoRA",
-        (
-            FormField("lora.r", "r", "number", "Adapter rank"),
-            FormField("lora.alpha", "alpha", "number", "Scaling: updates are multiplied by α/r"),
-            FormField("lora.dropout", "dropout", "number", "Dropout on the adapter's input"),
-            FormField(
-                "lora.target_modules",
-                "targets",
-                "targets",
-                f"Linear layers to adapt: a comma list (q_proj, v_proj) or {ALL_LINEAR}",
-            ),
-        ),
-    ),
-    (
-        "QLoRA",
-        (
-            FormField("qlora.enabled", "4-bit QLoRA", "bool", "Load the base model in 4 bits"),
-            FormField(
-                "qlora.quant_type", "quant type", "choice", "4-bit data type", ("nf4", "fp4")
-            ),
-            FormField(
-                "qlora.double_quant",
-                "double quant",
-                "bool",
-                "Quantize the quantization constants too (saves ~0.4 bit per weight)",
-            ),
-        ),
-    ),
-    (
-        "Training",
-        (
-            FormField("train.lr", "lr", "number", "Peak learning rate"),
-            FormField(
-                "train.scheduler", "scheduler", "choice", "Learning-rate schedule", SCHEDULERS
-            ),
-            FormField(
-                "train.warmup", "warmup", "number", "Below 1: a share of the steps; else steps"
-            ),
-            FormField("train.epochs", "epochs", "number", "Passes over the training split"),
-            FormField(
-                "train.max_steps",
-                "max steps",
-                "optional_number",
-                "Stop after this many optimizer steps; empty runs the epochs",
-                placeholder="(epochs decide)",
-            ),
-            FormField(
-                "train.batch_size",
-                "batch size",
-                "number",
-                "Rows per micro-batch (packed rows of max_seq_len tokens when packing)",
-            ),
-            FormField(
-                "train.tokens_per_step",
-                "tokens/step",
-                "optional_number",
-                "When set, grad_accum is derived to see about this many tokens per step",
-                placeholder="(use grad accum)",
-            ),
-            FormField("train.grad_accum", "grad accum", "number", "Micro-batches per step"),
-            FormField("train.max_seq_len", "max seq len", "number", "Tokens per row at most"),
-            FormField("train.packing", "packing", "bool", "Pack several examples into each row"),
-            FormField(
-                "train.gradient_checkpointing",
-                "grad checkpoint",
-                "bool",
-                "Recompute activations in backward: far less memory, ~30% slower",
-            ),
-            FormField(
-                "train.precision",
-                "precision",
-                "choice",
-                "Compute dtype; auto is bf16 where supported",
-                PRECISIONS,
-            ),
-            FormField("train.seed", "seed", "number", "Seed for shuffling, dropout and init"),
-            FormField("train.eval_every", "eval every", "number", "Steps between evaluations"),
-            FormField(
-                "train.early_stopping_patience",
-                "early stop",
-                "optional_number",
-                "Stop after this many evaluations without improvement; empty never stops",
-                placeholder="(never)",
-            ),
-            FormField("train.save_every", "save every", "number", "Steps between checkpoints"),
-            FormField("train.keep_checkpoints", "keep ckpts", "number", "Checkpoints kept on disk"),
-            FormField(
-                "train.torch_compile", "torch.compile", "bool", "Compile the model (slow start)"
-            ),
-            FormField("train.weight_decay", "weight decay", "number", "AdamW weight decay"),
-            FormField(
-                "train.max_grad_norm", "max grad norm", "number", "Gradient clipping; 0 is off"
-            ),
-            FormField("train.log_every", "log every", "number", "Steps between metric lines"),
-        ),
-    ),
+SECTIONS: tuple[tuple[str, tuple[FormField, ...]], ...] = tuple(
+    (title, tuple(FormField.of(entry) for entry in entries)) for title, entries in schema_sections()
 )
 
 FIELDS: tuple[FormField, ...] = tuple(field for _title, fields in SECTIONS for field in fields)
@@ -310,13 +190,9 @@ def field_problem(field: FormField, value: FieldValue | _Missing) -> str | None:
     return None
 
 
-def error_field(message: str) -> str | None:
-    """The field an InputError message names (messages start with `path: ` or `path `)."""
-    head = message.split(":", 1)[0]
-    for candidate in (head, head.split(" ", 1)[0]):
-        if candidate in FIELDS_BY_PATH:
-            return candidate
-    return None
+def problem_field(error: InputError) -> str:
+    """The form field an error is about, or "" when it names none of them."""
+    return error.field if error.field in FIELDS_BY_PATH else ""
 
 
 def build_raw(
@@ -627,7 +503,7 @@ class LaunchScreen(FtodScreen):
             try:
                 config = parse_run_config(build_raw(values))
             except InputError as error:
-                problems[error_field(error.message) or ""] = error.message
+                problems[problem_field(error)] = error.message
         self._problems = problems
         self._config = config
         for field in FIELDS:
