@@ -4,6 +4,7 @@ faults through real trainer processes on the tiny Llama."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import pathlib
@@ -22,6 +23,7 @@ from core.runs.launch import cancel_run, prepare_run, resume_run, start_trainer
 from core.runs.rundir import RunPaths, iter_records, read_status
 from core.training.batches import collate
 from core.training.data import IGNORE_INDEX, ChatTokenizer, unpacked_rows
+from core.training.disk import RESERVE_BYTES, DiskFull, DiskReserve, is_disk_full, require_free
 from core.training.model import load_model
 from core.training.objective import supervised_objective, token_losses
 from core.training.optim import build_parts, lr_lambda
@@ -313,3 +315,25 @@ def test_a_real_full_disk_mid_run_fails_it_as_disk_full(
         assert len(train_steps(paths)) < 5000
     finally:
         subprocess.run(["umount", "-l", str(runs_dir)])
+
+
+def test_disk_full_is_recognised_in_each_writers_clothes(tmp_path: Path) -> None:
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_disk_full(RuntimeError("I/O error: No space left on device (os error 28)"))
+    try:
+        try:
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+        except OSError as quota:
+            raise RuntimeError("unexpected pos 576 vs 534") from quota
+    except RuntimeError as wrapped:
+        assert is_disk_full(wrapped), "found through the cause"
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not is_disk_full(RuntimeError("size mismatch for lora_A"))
+    with pytest.raises(DiskFull):
+        require_free(tmp_path, shutil.disk_usage(tmp_path).free + 2**40)
+    reserve = DiskReserve(tmp_path / ".disk-reserve")
+    reserve.claim()
+    assert reserve.path.stat().st_size == RESERVE_BYTES
+    reserve.release()
+    reserve.release()
+    assert not reserve.path.exists()

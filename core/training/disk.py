@@ -50,6 +50,19 @@ def require_free(folder: Path, needed: int) -> None:
         raise DiskFull(folder, f"{needed} bytes needed, {free} free")
 
 
+def _allocate(fd: int, size: int) -> bool:
+    """Reserve real blocks (written zeros may stay sparse); False where unsupported."""
+    if not hasattr(os, "posix_fallocate"):
+        return False
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        if error.errno in _NO_SPACE_ERRNOS:
+            raise
+        return False
+    return True
+
+
 class DiskReserve:
     """A file holding RESERVE_BYTES of the run's disk while the trainer runs."""
 
@@ -60,13 +73,10 @@ class DiskReserve:
         """Raises DiskFull when even the reserve does not fit."""
         try:
             with self.path.open("wb") as handle:
-                try:
-                    os.posix_fallocate(handle.fileno(), 0, RESERVE_BYTES)
-                except OSError as error:
-                    # A filesystem without fallocate still takes the bytes written.
-                    if error.errno in _NO_SPACE_ERRNOS:
-                        raise
+                if not _allocate(handle.fileno(), RESERVE_BYTES):
+                    # No fallocate (macOS, some filesystems): the bytes written still count.
                     handle.write(b"\0" * RESERVE_BYTES)
+                    handle.flush()
         except OSError as error:
             self.release()
             if error.errno in _NO_SPACE_ERRNOS:
