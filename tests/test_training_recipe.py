@@ -9,6 +9,7 @@ import math
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ from core.training.batches import collate
 from core.training.data import IGNORE_INDEX, ChatTokenizer, unpacked_rows
 from core.training.disk import RESERVE_BYTES, DiskFull, DiskReserve, is_disk_full, require_free
 from core.training.model import load_model
-from core.training.objective import supervised_objective, token_losses
+from core.training.objective import Objective, ObjectiveOutput, supervised_objective, token_losses
 from core.training.optim import build_parts, lr_lambda
+from core.training.trainer import Trainer
 from store.datasets import DatasetRepository
 from tests.conftest import write_jsonl
 from tests.test_training import (
@@ -337,3 +339,34 @@ def test_disk_full_is_recognised_in_each_writers_clothes(tmp_path: Path) -> None
     reserve.release()
     reserve.release()
     assert not reserve.path.exists()
+
+
+def _train_in_process(paths: RunPaths, objective: Objective) -> int:
+    # The trainer installs its own signal handlers; this process's go back afterwards.
+    handlers = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    }
+    try:
+        return Trainer(paths, objective=objective).run_to_end()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def test_an_objective_plugs_in_with_its_loss_and_its_own_metric(
+    workspace: Any, train_repository: DatasetRepository, tiny_model_dir: Path
+) -> None:
+    def halved_with_a_count(model: Any, batch: dict[str, torch.Tensor]) -> ObjectiveOutput:
+        trained = (batch["labels"][:, 1:] != IGNORE_INDEX).sum().float()
+        return ObjectiveOutput(supervised_objective(model, batch).loss_sum * 0.5, {"seen": trained})
+
+    config = tiny_config(tiny_model_dir, max_steps=2, eval_every=1000, save_every=1000)
+    plain = prepare_run(workspace, train_repository, config).paths
+    custom = prepare_run(workspace, train_repository, config).paths
+    assert _train_in_process(plain, supervised_objective) == 0, _log(plain)
+    assert _train_in_process(custom, halved_with_a_count) == 0, _log(custom)
+    plain_steps = [r for r in iter_records(plain.events) if r["type"] == "train"]
+    custom_steps = [r for r in iter_records(custom.events) if r["type"] == "train"]
+    assert custom_steps[0]["loss"] == plain_steps[0]["loss"] * 0.5, "the objective's loss is logged"
+    assert [r["seen"] for r in custom_steps] == [1.0, 1.0], "metrics are averaged per loss token"
+    assert "seen" not in plain_steps[0]
