@@ -7,6 +7,7 @@ class name and message, which is also how CUDA, cuBLAS and bitsandbytes report O
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 GIB = 1024**3
 
@@ -75,3 +76,12 @@ def classify_exception(
     if stage == "model" or any(marker in lowered for marker in _MODEL_MARKERS):
         return Failure("model_error", f"the model could not be prepared: {text}")
     return Failure("error", f"{text} (full traceback in trainer.log)")
+
+
+def disk_full_failure(folder: Path, run_id: str) -> Failure:
+    """A write under `folder` found no space; reason `error`, since the run states' reasons
+    are a contract and this one tells the user all they need in the message."""
+    return Failure(
+        "error",
+        f"the disk is full: free space under {folder} and resume (`ftod runs resume {run_id}`)",
+    )
