@@ -3,31 +3,26 @@ outputs in, comparing two evals per slice, and the release gate."""
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from tui.cli_common import (
     EXIT_FAILED,
     EXIT_OK,
     RunByDefaultGroup,
-    _announce_wait_once,
     _repository,
-    _workspace,
     json_option,
+    print_json,
     reports_errors,
+    repository,
 )
-
-
-def _eval_repository(ctx: click.Context) -> Any:
-    from store.db import Store
-    from store.evals import EvalRepository
-
-    return EvalRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -45,7 +40,7 @@ def _p_value(value: float | None) -> str:
     return f"{value:.4f}" if value >= 0.001 else f"{value:.1e}"
 
 
-def _console() -> Any:
+def _console() -> Console:
     from rich.console import Console
 
     console = Console(highlight=False)
@@ -103,10 +98,11 @@ def eval_import(
     Nothing is stored unless every line of the outputs file is usable.
     """
     from core.evals.service import import_eval
+    from store.evals import EvalRepository
 
     outcome = import_eval(
         _repository(ctx),
-        _eval_repository(ctx),
+        repository(ctx, EvalRepository),
         data_ref,
         outputs_path,
         label,
@@ -115,7 +111,7 @@ def eval_import(
     )
     record = outcome.record
     if as_json:
-        click.echo(json.dumps(outcome.as_json(), ensure_ascii=False))
+        print_json(outcome.as_json())
         return
     missing = f" ({outcome.without_output} without output)" if outcome.without_output else ""
     click.echo(
@@ -142,9 +138,11 @@ def evals_group() -> None:
 @reports_errors
 def evals_list(ctx: click.Context, as_json: bool) -> None:
     """Every eval of this workspace, oldest first."""
-    records = _eval_repository(ctx).list_evals()
+    from store.evals import EvalRepository
+
+    records = repository(ctx, EvalRepository).list_evals()
     if as_json:
-        click.echo(json.dumps([record.as_json() for record in records], ensure_ascii=False))
+        print_json([record.as_json() for record in records])
         return
     if not records:
         click.echo("No evals yet. Import outputs with `ftod eval import`.")
@@ -176,9 +174,10 @@ def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """One eval (by id or label): scorers and their means, slices, gate results."""
     from core.evals.judge import summarize
     from core.evals.service import describe_eval
+    from store.evals import EvalRepository
     from store.judges import JudgeRepository
 
-    evals = _eval_repository(ctx)
+    evals = repository(ctx, EvalRepository)
     details = describe_eval(evals, ref)
     judges = JudgeRepository(evals.store)
     judged = []
@@ -197,7 +196,7 @@ def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
             }
             for run, baseline, overall in judged
         ]
-        click.echo(json.dumps(payload, ensure_ascii=False, default=str))
+        print_json(payload)
         return
     record = details.record
     console = _console()
@@ -258,11 +257,12 @@ def compare(
     p_holm adjusts the slices' p-values together.
     """
     from core.evals.service import compare_evals
+    from store.evals import EvalRepository
 
-    outcome = compare_evals(_eval_repository(ctx), eval_a, eval_b, scorer)
+    outcome = compare_evals(repository(ctx, EvalRepository), eval_a, eval_b, scorer)
     comparison = outcome.comparison
     if as_json:
-        click.echo(json.dumps(comparison.as_json(), ensure_ascii=False))
+        print_json(comparison.as_json())
         return
     from rich.table import Table
 
@@ -318,11 +318,12 @@ def gate(
     The verdict and the spec's hash are stored with the candidate (`ftod evals show`).
     """
     from core.evals.service import run_gate
+    from store.evals import EvalRepository
 
-    outcome = run_gate(_eval_repository(ctx), spec_path, baseline_ref, candidate_ref)
+    outcome = run_gate(repository(ctx, EvalRepository), spec_path, baseline_ref, candidate_ref)
     verdict = outcome.verdict
     if as_json:
-        click.echo(json.dumps(outcome.as_json(), ensure_ascii=False))
+        print_json(outcome.as_json())
     else:
         click.echo(verdict.as_text())
         click.echo(

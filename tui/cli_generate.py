@@ -3,38 +3,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from tui.cli_common import (
-    _announce_wait_once,
     _repository,
     _workspace,
     json_option,
+    print_json,
     progress_display,
     reports_errors,
+    repository,
 )
-
-
-def _store(ctx: click.Context) -> Any:
-    from store.db import Store
-
-    return Store.open(_workspace(ctx), on_wait=_announce_wait_once())
-
-
-def _prompts(ctx: click.Context) -> Any:
-    from store.prompts import PromptRepository
-
-    return PromptRepository(_store(ctx))
-
-
-def _evals(ctx: click.Context) -> Any:
-    from store.evals import EvalRepository
-
-    return EvalRepository(_store(ctx))
 
 
 @click.group("prompt")
@@ -57,10 +39,11 @@ def prompt_group() -> None:
 def prompt_add(ctx: click.Context, name: str, path: Path, as_json: bool) -> None:
     """Store PROMPT.yaml as a new version of NAME (only when its content changed)."""
     from core.evals.prompts import add_prompt
+    from store.prompts import PromptRepository
 
-    record, created = add_prompt(_prompts(ctx), name, path)
+    record, created = add_prompt(repository(ctx, PromptRepository), name, path)
     if as_json:
-        click.echo(json.dumps({**record.as_json(), "created": created}, ensure_ascii=False))
+        print_json({**record.as_json(), "created": created})
         return
     if created:
         click.echo(f"Added prompt {record.ref} (sha256 {record.sha256[:12]})")
@@ -74,9 +57,11 @@ def prompt_add(ctx: click.Context, name: str, path: Path, as_json: bool) -> None
 @reports_errors
 def prompt_list(ctx: click.Context, as_json: bool) -> None:
     """The latest version of every prompt."""
-    records = _prompts(ctx).list_prompts()
+    from store.prompts import PromptRepository
+
+    records = repository(ctx, PromptRepository).list_prompts()
     if as_json:
-        click.echo(json.dumps([record.as_json() for record in records], ensure_ascii=False))
+        print_json([record.as_json() for record in records])
         return
     if not records:
         click.echo("No prompts yet. Add one with `ftod prompt add NAME --file prompt.yaml`.")
@@ -97,9 +82,11 @@ def prompt_list(ctx: click.Context, as_json: bool) -> None:
 @reports_errors
 def prompt_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """One prompt: NAME (latest) or NAME@VERSION."""
-    record = _prompts(ctx).prompt(ref)
+    from store.prompts import PromptRepository
+
+    record = repository(ctx, PromptRepository).prompt(ref)
     if as_json:
-        click.echo(json.dumps(record.as_json(), ensure_ascii=False))
+        print_json(record.as_json())
         return
     click.echo(f"{record.ref}  sha256 {record.sha256[:12]}  {record.created_at:%Y-%m-%d %H:%M}")
     click.echo(
@@ -187,13 +174,15 @@ def eval_run(
     same command with --resume.
     """
     from core.evals.generate import run_eval
+    from store.evals import EvalRepository
+    from store.prompts import PromptRepository
 
     with progress_display(not as_json) as update:
         result = run_eval(
             _workspace(ctx),
             _repository(ctx),
-            _evals(ctx),
-            _prompts(ctx),
+            repository(ctx, EvalRepository),
+            repository(ctx, PromptRepository),
             model=model,
             adapter=adapter,
             prompt_ref=prompt_ref,
@@ -206,7 +195,7 @@ def eval_run(
             progress=(lambda done, total: update(label, done, total)) if update else None,
         )
     if as_json:
-        click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+        print_json(result.as_json())
         return
     _print_outcome(result)
 
@@ -241,13 +230,15 @@ def compare_run(
     The base weights are loaded once; the baseline runs with the adapter disabled.
     """
     from core.evals.generate import run_compare
+    from store.evals import EvalRepository
+    from store.prompts import PromptRepository
 
     with progress_display(not as_json) as update:
         result = run_compare(
             _workspace(ctx),
             _repository(ctx),
-            _evals(ctx),
-            _prompts(ctx),
+            repository(ctx, EvalRepository),
+            repository(ctx, PromptRepository),
             model=model,
             adapter=adapter,
             baseline_prompt=baseline_prompt,
@@ -262,15 +253,12 @@ def compare_run(
         )
     comparison = result.comparison.comparison
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "baseline": result.baseline.as_json(),
-                    "candidate": result.candidate.as_json(),
-                    "comparison": comparison.as_json(),
-                },
-                ensure_ascii=False,
-            )
+        print_json(
+            {
+                "baseline": result.baseline.as_json(),
+                "candidate": result.candidate.as_json(),
+                "comparison": comparison.as_json(),
+            }
         )
         return
     _print_outcome(result.baseline)

@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from core.runs import rundir
+from core.runs.names import sanitize_run_name
 from core.runs.rundir import RunPaths, RunStatus
 from store.errors import InputError
 
@@ -1074,7 +1075,7 @@ def create_imported_run(runs_dir: Path, source: Path, *, name: str | None = None
     """Import `source` as a finished (or interrupted) run under `runs_dir`, all or nothing."""
     data = _read_bytes(source)
     log = _parse(data, source)
-    run_name = name or _default_name(source)
+    run_name = sanitize_run_name(name or _default_name(source))
     created = rundir.now()
     run_id = rundir.new_run_id(run_name, created)
     absolute = str(source.resolve())
