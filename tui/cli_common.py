@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
+from core.safetext import escape_control
 from store.errors import FtodError
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
 def _fail(title: str, message: str, code: int, as_json: bool) -> None:
     if as_json:
         print_json({"error": {"title": title, "message": message, "exit_code": code}})
-    click.secho(f"ftod: {title}: {message}", err=True, fg="red")
+    click.secho(f"ftod: {title}: {escape_control(message)}", err=True, fg="red")
     sys.exit(code)
 
 
