@@ -122,3 +122,15 @@ def test_a_typed_run_name_with_control_characters_is_refused(folder: Path) -> No
     assert from_option.returncode == 2, from_option.stderr
     assert b"run name" in from_option.stderr
     assert not any((folder / ".ftod" / "runs").glob("*/run.json"))
+
+
+def test_data_check_prints_a_file_name_with_escape_sequences_escaped(folder: Path) -> None:
+    data = folder / f"{ESC_TITLE}.jsonl"
+    data.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n" + "{oops\n",
+        encoding="utf-8",
+    )
+    checked = ftod(folder, "data", "check", str(data))
+    assert checked.returncode == 1, checked.stderr  # the broken line is an error
+    assert b"\x1b" not in checked.stdout and b"\x07" not in checked.stdout
+    assert b"\\x1b]0;owned\\x07\\x1b[31mred.jsonl" in checked.stdout
