@@ -134,3 +134,17 @@ def test_data_check_prints_a_file_name_with_escape_sequences_escaped(folder: Pat
     assert checked.returncode == 1, checked.stderr  # the broken line is an error
     assert b"\x1b" not in checked.stdout and b"\x07" not in checked.stdout
     assert b"\\x1b]0;owned\\x07\\x1b[31mred.jsonl" in checked.stdout
+
+
+def test_prompt_text_from_a_file_is_printed_escaped(folder: Path) -> None:
+    prompt = folder / "prompt.yaml"
+    prompt.write_text(
+        yaml.safe_dump({"system": f"Be brief.{ESC_TITLE}\nSecond line.", "max_new_tokens": 8}),
+        encoding="utf-8",
+    )
+    assert ftod(folder, "prompt", "add", "sly", "--file", str(prompt)).returncode == 0
+    for args in (("prompt", "show", "sly"), ("prompt", "list")):
+        shown = ftod(folder, *args)
+        assert shown.returncode == 0, shown.stderr
+        assert b"\x1b" not in shown.stdout and b"\x07" not in shown.stdout, args
+        assert b"Be brief.\\x1b]0;owned" in shown.stdout, args

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.safetext import escape_control
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -38,6 +40,13 @@ def _p_value(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:.4f}" if value >= 0.001 else f"{value:.1e}"
+
+
+def _shown(text: object) -> str:
+    """User text inside rich markup: control characters and brackets escaped."""
+    from rich.markup import escape
+
+    return escape(escape_control(str(text)))
 
 
 def _console() -> Console:
@@ -124,7 +133,7 @@ def eval_import(
             f"  {summary.scorer}: mean {_number(summary.mean)} over {summary.scored}{skipped}"
         )
     for note in record.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {escape_control(note)}", err=True)
 
 
 @click.group("evals")
@@ -200,14 +209,14 @@ def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         return
     record = details.record
     console = _console()
-    console.print(f"[bold]{record.label}[/] (eval {record.eval_id})  on {record.data_ref}")
+    console.print(f"[bold]{_shown(record.label)}[/] (eval {record.eval_id})  on {record.data_ref}")
     console.print(
         f"  {record.rows} outputs, source {record.source}"
-        + (f", model {record.model}" if record.model else "")
+        + (f", model {_shown(record.model)}" if record.model else "")
     )
     if record.outputs_path:
         sha = (record.outputs_sha256 or "")[:12]
-        console.print(f"  outputs {record.outputs_path} (sha256 {sha})")
+        console.print(f"  outputs {_shown(record.outputs_path)} (sha256 {sha})")
     for summary in details.summaries:
         skipped = f", {summary.skipped} not scored" if summary.skipped else ""
         console.print(
@@ -215,10 +224,12 @@ def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
             f"{summary.scored}{skipped}"
         )
     if details.slices:
-        listed = ", ".join(f"{name or '(no slice)'} {count}" for name, count in details.slices)
+        listed = ", ".join(
+            f"{_shown(name) if name else '(no slice)'} {count}" for name, count in details.slices
+        )
         console.print(f"  slices: {listed}")
     for note in record.notes:
-        console.print(f"  [dim]note: {note}[/]")
+        console.print(f"  [dim]note: {_shown(note)}[/]")
     for result in details.gate_results:
         mark = "PASS" if result.passed else "FAIL"
         console.print(

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from core.safetext import escape_control
 from tui.cli_common import (
     _repository,
     _workspace,
@@ -67,7 +68,7 @@ def prompt_list(ctx: click.Context, as_json: bool) -> None:
         click.echo("No prompts yet. Add one with `ftod prompt add NAME --file prompt.yaml`.")
         return
     for record in records:
-        system = (record.system or "").replace("\n", " ")
+        system = escape_control((record.system or "").replace("\n", " "))
         click.echo(
             f"{record.ref:<24} few-shot {len(record.few_shot)}  max_new_tokens "
             f"{record.max_new_tokens}  temperature {record.temperature:g}  "
@@ -94,10 +95,11 @@ def prompt_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         + (" (greedy)" if record.temperature == 0 else "")
         + (f", stop {list(record.stop)}" if record.stop else "")
     )
-    click.echo(f"  system: {record.system if record.system is not None else '(the example’s)'}")
+    system = escape_control(record.system, keep_lines=True) if record.system is not None else None
+    click.echo(f"  system: {system if system is not None else '(the example’s)'}")
     for index, shot in enumerate(record.few_shot, start=1):
-        click.echo(f"  shot {index} user: {shot.user}")
-        click.echo(f"  shot {index} assistant: {shot.assistant}")
+        click.echo(f"  shot {index} user: {escape_control(shot.user, keep_lines=True)}")
+        click.echo(f"  shot {index} assistant: {escape_control(shot.assistant, keep_lines=True)}")
 
 
 def _common_generation_options(command: Any) -> Any:
@@ -144,7 +146,7 @@ def _print_outcome(payload: Any) -> None:
         mean = "—" if summary.mean is None else f"{summary.mean:.4f}"
         click.echo(f"  {summary.scorer}: mean {mean} over {summary.scored}")
     for note in record.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {escape_control(note)}", err=True)
 
 
 @click.command("run")
