@@ -28,6 +28,18 @@ class DatasetListing:
     warnings: int
     created_at: datetime
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "versions": self.versions,
+            "latest_version": self.latest_version,
+            "rows": self.rows,
+            "sha256": self.sha256,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "created_at": self.created_at.isoformat(),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class VersionRecord:
@@ -49,6 +61,24 @@ class VersionRecord:
     @property
     def ref(self) -> str:
         return f"{self.dataset}@{self.version}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The version's summary fields; `ftod data show` adds its findings and splits."""
+        return {
+            "name": self.dataset,
+            "version": self.version,
+            "ref": self.ref,
+            "sha256": self.sha256,
+            "source_path": self.source_path,
+            "format": self.source_format,
+            "rows": self.rows_total,
+            "valid_rows": self.rows_valid,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "token_counting": self.token_counting,
+            "max_seq_len": self.max_seq_len,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +143,13 @@ class SplitRecord:
     stratify: str | None
     manifest: dict[str, Any]
     created_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "split_id": self.split_id,
+            "created_at": self.created_at.isoformat(),
+            **self.manifest,
+        }
 
 
 @dataclass(frozen=True, slots=True)

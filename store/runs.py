@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 
@@ -87,29 +87,89 @@ class RunRecord(RunHeader):
     tokens_per_s: float | None
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.run_id,
-            "name": self.name,
-            "source": self.source,
-            "state": self.state,
-            "reason": self.reason,
-            "message": self.message,
-            "step": self.step,
-            "total_steps": self.total_steps,
-            "loss": self.loss,
-            "val_loss": self.val_loss,
-            "best_val_loss": self.best_val_loss,
-            "best_val_step": self.best_val_step,
-            "tokens_per_s": self.tokens_per_s,
-            "run_dir": self.run_dir,
-            "pid": self.pid,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "heartbeat": self.heartbeat,
-            "dataset": self.dataset,
-            "base_model": self.base_model,
-        }
+        return run_as_json(self)
+
+
+class RunSummary(Protocol):
+    """What every view of a run has, whether read from the index or from its directory."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def message(self) -> str | None: ...
+    @property
+    def step(self) -> int | None: ...
+    @property
+    def total_steps(self) -> int | None: ...
+    @property
+    def loss(self) -> float | None: ...
+    @property
+    def val_loss(self) -> float | None: ...
+    @property
+    def best_val_loss(self) -> float | None: ...
+    @property
+    def best_val_step(self) -> int | None: ...
+    @property
+    def tokens_per_s(self) -> float | None: ...
+    @property
+    def run_dir(self) -> str: ...
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def created_at(self) -> float | None: ...
+    @property
+    def started_at(self) -> float | None: ...
+    @property
+    def ended_at(self) -> float | None: ...
+    @property
+    def heartbeat(self) -> float | None: ...
+    @property
+    def dataset(self) -> str | None: ...
+    @property
+    def base_model(self) -> str | None: ...
+
+
+def run_as_json(run: RunSummary) -> dict[str, Any]:
+    """The one JSON shape of a run (`runs list`, `runs show`, imports, cancels).
+
+    A metric that is NaN or infinite (a run that diverged) is null: JSON has no token for it,
+    and the run's state and reason (failed, nan_loss) say what happened.
+    """
+    return {
+        "id": run.run_id,
+        "name": run.name,
+        "source": run.source,
+        "state": run.state,
+        "reason": run.reason,
+        "message": run.message,
+        "step": run.step,
+        "total_steps": run.total_steps,
+        "loss": _finite_or_none(run.loss),
+        "val_loss": _finite_or_none(run.val_loss),
+        "best_val_loss": _finite_or_none(run.best_val_loss),
+        "best_val_step": run.best_val_step,
+        "tokens_per_s": _finite_or_none(run.tokens_per_s),
+        "run_dir": run.run_dir,
+        "pid": run.pid,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "heartbeat": run.heartbeat,
+        "dataset": run.dataset,
+        "base_model": run.base_model,
+    }
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 _RUN_COLUMNS = (

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from core.runs.limits import MAX_SEQ_LEN_LIMIT, SEED_LIMIT
+from core.safetext import escape_control
 from tui.cli_common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -21,9 +21,13 @@ from tui.cli_common import (
     _version,
     _workspace,
     json_option,
+    print_json,
     progress_display,
     reports_errors,
 )
+
+if TYPE_CHECKING:
+    from core.scan import CheckOptions
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,7 +69,7 @@ def init(folder: Path) -> None:
     workspace, created = init_workspace(folder)
     Store.open(workspace)
     verb = "Created" if created else "Workspace already exists at"
-    click.echo(f"{verb} {workspace.root}")
+    click.echo(f"{verb} {escape_control(str(workspace.root))}")
 
 
 @main.command()
@@ -83,7 +87,7 @@ def demo(no_open: bool, folder: Path | None) -> None:
     from tui.demo import build_demo_workspace
 
     workspace = build_demo_workspace(folder, log=lambda text: click.echo(text, err=True))
-    click.echo(str(workspace.root.parent))
+    click.echo(escape_control(str(workspace.root.parent)))
     if not no_open:
         from tui.app import FtodApp
 
@@ -100,7 +104,7 @@ def _check_options(
     tokenizer: Path | None,
     threshold: float | None,
     against: tuple[Path, ...],
-) -> Any:
+) -> CheckOptions:
     from core.checks.minhash import DEFAULT_THRESHOLD
     from core.scan import CheckOptions
     from core.tokens import DEFAULT_MAX_SEQ_LEN
@@ -166,7 +170,7 @@ def data_check(
     with progress_display(not as_json) as progress:
         report = check_file(path, options, progress=progress)
     if as_json:
-        click.echo(json.dumps(report.as_json(), ensure_ascii=False))
+        print_json(report.as_json())
     else:
         print_check_report(report)
     sys.exit(EXIT_FAILED if report.error_count else EXIT_OK)
@@ -208,13 +212,11 @@ def data_add(
         )
     version = outcome.version
     if as_json:
-        payload = _version_json(version)
-        payload["created"] = outcome.created
-        click.echo(json.dumps(payload, default=str))
+        print_json({**version.as_json(), "created": outcome.created})
         return
     if not outcome.created:
         click.echo(
-            f"No new version: {path} has the same content as {version.ref} "
+            f"No new version: {escape_control(str(path))} has the same content as {version.ref} "
             f"(sha256 {version.sha256[:12]})."
         )
         return
@@ -226,24 +228,6 @@ def data_add(
         click.echo(f"See them with `ftod data show {version.ref}` or in the dashboard (`ftod`).")
 
 
-def _version_json(version: Any) -> dict[str, Any]:
-    return {
-        "name": version.dataset,
-        "version": version.version,
-        "ref": version.ref,
-        "sha256": version.sha256,
-        "source_path": version.source_path,
-        "format": version.source_format,
-        "rows": version.rows_total,
-        "valid_rows": version.rows_valid,
-        "errors": version.errors,
-        "warnings": version.warnings,
-        "token_counting": version.token_counting,
-        "max_seq_len": version.max_seq_len,
-        "created_at": version.created_at.isoformat(),
-    }
-
-
 @data.command("list")
 @json_option
 @click.pass_context
@@ -252,23 +236,7 @@ def data_list(ctx: click.Context, as_json: bool) -> None:
     """List datasets with their latest version."""
     listings = _repository(ctx).list_datasets()
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "name": item.name,
-                        "versions": item.versions,
-                        "latest_version": item.latest_version,
-                        "rows": item.rows,
-                        "sha256": item.sha256,
-                        "errors": item.errors,
-                        "warnings": item.warnings,
-                        "created_at": item.created_at.isoformat(),
-                    }
-                    for item in listings
-                ]
-            )
-        )
+        print_json([item.as_json() for item in listings])
         return
     from tui.report import print_dataset_list
 
@@ -290,7 +258,7 @@ def data_show(ctx: click.Context, ref: str, finding_limit: int, as_json: bool) -
     counts = repository.finding_counts(version.version_id)
     splits = repository.splits(version.version_id)
     if as_json:
-        payload = _version_json(version)
+        payload = version.as_json()
         payload["versions"] = [v.version for v in repository.versions(version.dataset)]
         payload["summary"] = version.summary
         payload["finding_counts"] = [
@@ -300,11 +268,8 @@ def data_show(ctx: click.Context, ref: str, finding_limit: int, as_json: bool) -
             f.as_json()
             for f in repository.findings_page(version.version_id, limit=max(finding_limit, 0))
         ]
-        payload["splits"] = [
-            {"split_id": s.split_id, "created_at": s.created_at.isoformat(), **s.manifest}
-            for s in splits
-        ]
-        click.echo(json.dumps(payload, default=str, ensure_ascii=False))
+        payload["splits"] = [split.as_json() for split in splits]
+        print_json(payload)
         return
     from tui.report import print_version
 
@@ -341,7 +306,11 @@ def data_export(
     if target is not None:
         which = f" ({split_name} split)" if split_name else ""
         replaced = " (replaced the file that was there)" if replacing else ""
-        click.echo(f"Wrote {count} rows of {version.ref}{which} to {target}{replaced}", err=True)
+        click.echo(
+            f"Wrote {count} rows of {version.ref}{which} to "
+            f"{escape_control(str(target))}{replaced}",
+            err=True,
+        )
 
 
 @data.command("split")
@@ -371,16 +340,13 @@ def data_split(
         _repository(ctx), ref, val=val, test=test, seed=seed, group_by=group_by, stratify=stratify
     )
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "ref": outcome.version.ref,
-                    "split_id": outcome.split.split_id,
-                    **outcome.split.manifest,
-                    "findings": [f.as_json() for f in outcome.findings],
-                },
-                ensure_ascii=False,
-            )
+        print_json(
+            {
+                "ref": outcome.version.ref,
+                "split_id": outcome.split.split_id,
+                **outcome.split.manifest,
+                "findings": [f.as_json() for f in outcome.findings],
+            }
         )
         return
     from tui.report import print_split

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
+from core.safetext import escape_control
 from store.errors import FtodError, environment_problem
+
+if TYPE_CHECKING:
+    from store.datasets import DatasetRepository
+    from store.db import Store
+    from store.workspace import Workspace
 
 P = ParamSpec("P")
 R = TypeVar("R")
+RepositoryT = TypeVar("RepositoryT")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERNAL = 70
@@ -73,8 +82,8 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 def _fail(title: str, message: str, code: int, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"error": {"title": title, "message": message, "exit_code": code}}))
-    click.secho(f"ftod: {title}: {message}", err=True, fg="red")
+        print_json({"error": {"title": title, "message": message, "exit_code": code}})
+    click.secho(f"ftod: {title}: {escape_control(message)}", err=True, fg="red")
     sys.exit(code)
 
 
@@ -115,17 +124,53 @@ def progress_display(enabled: bool) -> Iterator[Callable[[str, int, int | None],
         yield update
 
 
-def _workspace(ctx: click.Context) -> Any:
+def _workspace(ctx: click.Context) -> Workspace:
     from store.workspace import find_workspace
 
     return find_workspace(ctx.obj.get("workspace"))
 
 
-def _repository(ctx: click.Context) -> Any:
-    from store.datasets import DatasetRepository
+def open_store(ctx: click.Context) -> Store:
+    """The workspace's store, announcing once on stderr when another process holds it."""
     from store.db import Store
 
-    return DatasetRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
+    return Store.open(_workspace(ctx), on_wait=_announce_wait_once())
+
+
+def repository(ctx: click.Context, kind: Callable[[Store], RepositoryT]) -> RepositoryT:
+    """A repository of the workspace's store, typed as the class asked for:
+    `repository(ctx, RunRepository)` is a RunRepository to mypy too."""
+    return kind(open_store(ctx))
+
+
+def _repository(ctx: click.Context) -> DatasetRepository:
+    from store.datasets import DatasetRepository
+
+    return repository(ctx, DatasetRepository)
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with NaN and infinities as None: JSON has no token for them, and a reader's
+    strict parser would refuse the whole document. The record's state says why a number is
+    missing (a run failed with reason nan_loss)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    return value
+
+
+# JSON leaves C1 controls (U+0080-U+009F) raw under ensure_ascii=False; a terminal reads
+# U+009B as CSI. They only occur inside strings, where a \u escape means the same text.
+_C1_CONTROL = re.compile("[\x7f-\x9f]")
+
+
+def print_json(payload: Any) -> None:
+    """The one way a command prints --json: strict JSON (no NaN), safe on a terminal."""
+    text = json.dumps(strict_json(payload), ensure_ascii=False, allow_nan=False, default=str)
+    click.echo(_C1_CONTROL.sub(lambda found: f"\\u{ord(found.group()):04x}", text))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

@@ -3,32 +3,29 @@ outputs in, comparing two evals per slice, and the release gate."""
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from core.safetext import escape_control
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from tui.cli_common import (
     EXIT_FAILED,
     EXIT_OK,
     RunByDefaultGroup,
-    _announce_wait_once,
     _repository,
-    _workspace,
     json_option,
+    print_json,
     reports_errors,
+    repository,
 )
 from tui.cli_scorers import load_scorers, scorer_file_option
-
-
-def _eval_repository(ctx: click.Context) -> Any:
-    from store.db import Store
-    from store.evals import EvalRepository
-
-    return EvalRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -46,7 +43,14 @@ def _p_value(value: float | None) -> str:
     return f"{value:.4f}" if value >= 0.001 else f"{value:.1e}"
 
 
-def _console() -> Any:
+def _shown(text: object) -> str:
+    """User text inside rich markup: control characters and brackets escaped."""
+    from rich.markup import escape
+
+    return escape(escape_control(str(text)))
+
+
+def _console() -> Console:
     from rich.console import Console
 
     console = Console(highlight=False)
@@ -107,13 +111,14 @@ def eval_import(
     """
     from core.evals.service import import_eval
     from core.safefiles import require_regular_file
+    from store.evals import EvalRepository
 
     load_scorers(ctx, scorer_files)
 
     require_regular_file(outputs_path, "--outputs")
     outcome = import_eval(
         _repository(ctx),
-        _eval_repository(ctx),
+        repository(ctx, EvalRepository),
         data_ref,
         outputs_path,
         label,
@@ -122,7 +127,7 @@ def eval_import(
     )
     record = outcome.record
     if as_json:
-        click.echo(json.dumps(outcome.as_json(), ensure_ascii=False))
+        print_json(outcome.as_json())
         return
     missing = f" ({outcome.without_output} without output)" if outcome.without_output else ""
     click.echo(
@@ -135,7 +140,7 @@ def eval_import(
             f"  {summary.scorer}: mean {_number(summary.mean)} over {summary.scored}{skipped}"
         )
     for note in record.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {escape_control(note)}", err=True)
 
 
 @click.group("evals")
@@ -149,9 +154,11 @@ def evals_group() -> None:
 @reports_errors
 def evals_list(ctx: click.Context, as_json: bool) -> None:
     """Every eval of this workspace, oldest first."""
-    records = _eval_repository(ctx).list_evals()
+    from store.evals import EvalRepository
+
+    records = repository(ctx, EvalRepository).list_evals()
     if as_json:
-        click.echo(json.dumps([record.as_json() for record in records], ensure_ascii=False))
+        print_json([record.as_json() for record in records])
         return
     if not records:
         click.echo("No evals yet. Import outputs with `ftod eval import`.")
@@ -183,9 +190,10 @@ def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """One eval (by id or label): scorers and their means, slices, gate results."""
     from core.evals.judge import summarize
     from core.evals.service import describe_eval
+    from store.evals import EvalRepository
     from store.judges import JudgeRepository
 
-    evals = _eval_repository(ctx)
+    evals = repository(ctx, EvalRepository)
     details = describe_eval(evals, ref)
     judges = JudgeRepository(evals.store)
     judged = []
@@ -204,18 +212,18 @@ def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
             }
             for run, baseline, overall in judged
         ]
-        click.echo(json.dumps(payload, ensure_ascii=False, default=str))
+        print_json(payload)
         return
     record = details.record
     console = _console()
-    console.print(f"[bold]{record.label}[/] (eval {record.eval_id})  on {record.data_ref}")
+    console.print(f"[bold]{_shown(record.label)}[/] (eval {record.eval_id})  on {record.data_ref}")
     console.print(
         f"  {record.rows} outputs, source {record.source}"
-        + (f", model {record.model}" if record.model else "")
+        + (f", model {_shown(record.model)}" if record.model else "")
     )
     if record.outputs_path:
         sha = (record.outputs_sha256 or "")[:12]
-        console.print(f"  outputs {record.outputs_path} (sha256 {sha})")
+        console.print(f"  outputs {_shown(record.outputs_path)} (sha256 {sha})")
     for summary in details.summaries:
         skipped = f", {summary.skipped} not scored" if summary.skipped else ""
         console.print(
@@ -223,10 +231,12 @@ def evals_show(ctx: click.Context, ref: str, as_json: bool) -> None:
             f"{summary.scored}{skipped}"
         )
     if details.slices:
-        listed = ", ".join(f"{name or '(no slice)'} {count}" for name, count in details.slices)
+        listed = ", ".join(
+            f"{_shown(name) if name else '(no slice)'} {count}" for name, count in details.slices
+        )
         console.print(f"  slices: {listed}")
     for note in record.notes:
-        console.print(f"  [dim]note: {note}[/]")
+        console.print(f"  [dim]note: {_shown(note)}[/]")
     for result in details.gate_results:
         mark = "PASS" if result.passed else "FAIL"
         console.print(
@@ -271,12 +281,13 @@ def compare(
     p_holm adjusts the slices' p-values together.
     """
     from core.evals.service import compare_evals
+    from store.evals import EvalRepository
 
     load_scorers(ctx, scorer_files)
-    outcome = compare_evals(_eval_repository(ctx), eval_a, eval_b, scorer)
+    outcome = compare_evals(repository(ctx, EvalRepository), eval_a, eval_b, scorer)
     comparison = outcome.comparison
     if as_json:
-        click.echo(json.dumps(comparison.as_json(), ensure_ascii=False))
+        print_json(comparison.as_json())
         return
     from rich.table import Table
 
@@ -339,13 +350,14 @@ def gate(
     """
     from core.evals.service import run_gate
     from core.safefiles import MAX_WHOLE_FILE_BYTES, require_regular_file
+    from store.evals import EvalRepository
 
     load_scorers(ctx, scorer_files)
     require_regular_file(spec_path, "--spec", max_bytes=MAX_WHOLE_FILE_BYTES)
-    outcome = run_gate(_eval_repository(ctx), spec_path, baseline_ref, candidate_ref)
+    outcome = run_gate(repository(ctx, EvalRepository), spec_path, baseline_ref, candidate_ref)
     verdict = outcome.verdict
     if as_json:
-        click.echo(json.dumps(outcome.as_json(), ensure_ascii=False))
+        print_json(outcome.as_json())
     else:
         click.echo(verdict.as_text())
         click.echo(

@@ -3,39 +3,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from core.safetext import escape_control
 from tui.cli_common import (
-    _announce_wait_once,
     _repository,
     _workspace,
     json_option,
+    print_json,
     progress_display,
     reports_errors,
+    repository,
 )
 from tui.cli_scorers import load_scorers, scorer_file_option
-
-
-def _store(ctx: click.Context) -> Any:
-    from store.db import Store
-
-    return Store.open(_workspace(ctx), on_wait=_announce_wait_once())
-
-
-def _prompts(ctx: click.Context) -> Any:
-    from store.prompts import PromptRepository
-
-    return PromptRepository(_store(ctx))
-
-
-def _evals(ctx: click.Context) -> Any:
-    from store.evals import EvalRepository
-
-    return EvalRepository(_store(ctx))
 
 
 @click.group("prompt")
@@ -59,11 +42,12 @@ def prompt_add(ctx: click.Context, name: str, path: Path, as_json: bool) -> None
     """Store PROMPT.yaml as a new version of NAME (only when its content changed)."""
     from core.evals.prompts import add_prompt
     from core.safefiles import MAX_WHOLE_FILE_BYTES, require_regular_file
+    from store.prompts import PromptRepository
 
     require_regular_file(path, "--file", max_bytes=MAX_WHOLE_FILE_BYTES)
-    record, created = add_prompt(_prompts(ctx), name, path)
+    record, created = add_prompt(repository(ctx, PromptRepository), name, path)
     if as_json:
-        click.echo(json.dumps({**record.as_json(), "created": created}, ensure_ascii=False))
+        print_json({**record.as_json(), "created": created})
         return
     if created:
         click.echo(f"Added prompt {record.ref} (sha256 {record.sha256[:12]})")
@@ -77,15 +61,17 @@ def prompt_add(ctx: click.Context, name: str, path: Path, as_json: bool) -> None
 @reports_errors
 def prompt_list(ctx: click.Context, as_json: bool) -> None:
     """The latest version of every prompt."""
-    records = _prompts(ctx).list_prompts()
+    from store.prompts import PromptRepository
+
+    records = repository(ctx, PromptRepository).list_prompts()
     if as_json:
-        click.echo(json.dumps([record.as_json() for record in records], ensure_ascii=False))
+        print_json([record.as_json() for record in records])
         return
     if not records:
         click.echo("No prompts yet. Add one with `ftod prompt add NAME --file prompt.yaml`.")
         return
     for record in records:
-        system = (record.system or "").replace("\n", " ")
+        system = escape_control((record.system or "").replace("\n", " "))
         click.echo(
             f"{record.ref:<24} few-shot {len(record.few_shot)}  max_new_tokens "
             f"{record.max_new_tokens}  temperature {record.temperature:g}  "
@@ -100,9 +86,11 @@ def prompt_list(ctx: click.Context, as_json: bool) -> None:
 @reports_errors
 def prompt_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """One prompt: NAME (latest) or NAME@VERSION."""
-    record = _prompts(ctx).prompt(ref)
+    from store.prompts import PromptRepository
+
+    record = repository(ctx, PromptRepository).prompt(ref)
     if as_json:
-        click.echo(json.dumps(record.as_json(), ensure_ascii=False))
+        print_json(record.as_json())
         return
     click.echo(f"{record.ref}  sha256 {record.sha256[:12]}  {record.created_at:%Y-%m-%d %H:%M}")
     click.echo(
@@ -110,10 +98,11 @@ def prompt_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         + (" (greedy)" if record.temperature == 0 else "")
         + (f", stop {list(record.stop)}" if record.stop else "")
     )
-    click.echo(f"  system: {record.system if record.system is not None else '(the example’s)'}")
+    system = escape_control(record.system, keep_lines=True) if record.system is not None else None
+    click.echo(f"  system: {system if system is not None else '(the example’s)'}")
     for index, shot in enumerate(record.few_shot, start=1):
-        click.echo(f"  shot {index} user: {shot.user}")
-        click.echo(f"  shot {index} assistant: {shot.assistant}")
+        click.echo(f"  shot {index} user: {escape_control(shot.user, keep_lines=True)}")
+        click.echo(f"  shot {index} assistant: {escape_control(shot.assistant, keep_lines=True)}")
 
 
 def _common_generation_options(command: Any) -> Any:
@@ -161,7 +150,7 @@ def _print_outcome(payload: Any) -> None:
         mean = "—" if summary.mean is None else f"{summary.mean:.4f}"
         click.echo(f"  {summary.scorer}: mean {mean} over {summary.scored}")
     for note in record.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {escape_control(note)}", err=True)
 
 
 @click.command("run")
@@ -192,14 +181,16 @@ def eval_run(
     same command with --resume.
     """
     from core.evals.generate import run_eval
+    from store.evals import EvalRepository
+    from store.prompts import PromptRepository
 
     load_scorers(ctx, scorer_files)
     with progress_display(not as_json) as update:
         result = run_eval(
             _workspace(ctx),
             _repository(ctx),
-            _evals(ctx),
-            _prompts(ctx),
+            repository(ctx, EvalRepository),
+            repository(ctx, PromptRepository),
             model=model,
             adapter=adapter,
             prompt_ref=prompt_ref,
@@ -212,7 +203,7 @@ def eval_run(
             progress=(lambda done, total: update(label, done, total)) if update else None,
         )
     if as_json:
-        click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+        print_json(result.as_json())
         return
     _print_outcome(result)
 
@@ -248,14 +239,16 @@ def compare_run(
     The base weights are loaded once; the baseline runs with the adapter disabled.
     """
     from core.evals.generate import run_compare
+    from store.evals import EvalRepository
+    from store.prompts import PromptRepository
 
     load_scorers(ctx, scorer_files)
     with progress_display(not as_json) as update:
         result = run_compare(
             _workspace(ctx),
             _repository(ctx),
-            _evals(ctx),
-            _prompts(ctx),
+            repository(ctx, EvalRepository),
+            repository(ctx, PromptRepository),
             model=model,
             adapter=adapter,
             baseline_prompt=baseline_prompt,
@@ -270,15 +263,12 @@ def compare_run(
         )
     comparison = result.comparison.comparison
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "baseline": result.baseline.as_json(),
-                    "candidate": result.candidate.as_json(),
-                    "comparison": comparison.as_json(),
-                },
-                ensure_ascii=False,
-            )
+        print_json(
+            {
+                "baseline": result.baseline.as_json(),
+                "candidate": result.candidate.as_json(),
+                "comparison": comparison.as_json(),
+            }
         )
         return
     _print_outcome(result.baseline)

@@ -4,30 +4,36 @@ the judge's, never as a scorer's or a reviewer's."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tui.cli_common import (
     RunByDefaultGroup,
-    _announce_wait_once,
     _workspace,
     json_option,
+    open_store,
+    print_json,
     progress_display,
     reports_errors,
 )
 
-
-def _repositories(ctx: click.Context) -> tuple[Any, Any, Any]:
-    from store.db import Store
+if TYPE_CHECKING:
     from store.evals import EvalRepository
     from store.judges import JudgeRepository
     from store.reviews import ReviewRepository
 
-    store = Store.open(_workspace(ctx), on_wait=_announce_wait_once())
+
+def _repositories(
+    ctx: click.Context,
+) -> tuple[EvalRepository, JudgeRepository, ReviewRepository]:
+    from store.evals import EvalRepository
+    from store.judges import JudgeRepository
+    from store.reviews import ReviewRepository
+
+    store = open_store(ctx)
     return EvalRepository(store), JudgeRepository(store), ReviewRepository(store)
 
 
@@ -144,7 +150,7 @@ def judge_run(
             **outcome.summary.as_json(),
             "agreement": [entry.as_json() for entry in agreement],
         }
-        click.echo(json.dumps(payload, ensure_ascii=False))
+        print_json(payload)
         return
     click.echo(f"Stored judge run {run.judge_id} over {run.examples} examples")
     _print_summary(outcome.summary, run.judge_model)
@@ -179,7 +185,7 @@ def judge_show(ctx: click.Context, baseline: str, candidate: str, as_json: bool)
             **view.summary.as_json(),
             "agreement": [entry.as_json() for entry in view.agreement],
         }
-        click.echo(json.dumps(payload, ensure_ascii=False))
+        print_json(payload)
         return
     click.echo(
         f"Judge run {view.run.judge_id} of {first.label} vs {second.label}, "

@@ -8,20 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tui.cli_common import _announce_wait_once, _workspace, reports_errors
+from tui.cli_common import _workspace, open_store, reports_errors
 from tui.cli_scorers import load_scorers, scorer_file_option
 
 if TYPE_CHECKING:
+    from store.evals import EvalRepository
+    from store.reviews import ReviewRepository
     from store.workspace import Workspace
     from tui.app import FtodApp
 
 
-def _stores(ctx: click.Context) -> tuple[Any, Any]:
-    from store.db import Store
+def _stores(ctx: click.Context) -> tuple[EvalRepository, ReviewRepository]:
     from store.evals import EvalRepository
     from store.reviews import ReviewRepository
 
-    store = Store.open(_workspace(ctx), on_wait=_announce_wait_once())
+    store = open_store(ctx)
     return EvalRepository(store), ReviewRepository(store)
 
 

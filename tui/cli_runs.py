@@ -2,40 +2,46 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.safetext import escape_control
 from tui.cli_common import (
     EXIT_FAILED,
-    _announce_wait_once,
     _repository,
     _workspace,
     json_option,
+    print_json,
     reports_errors,
+    repository,
 )
+
+if TYPE_CHECKING:
+    from core.runs.monitor import RunTail, RunView
+    from core.runs.rundir import RunPaths
+    from store.runs import RunRepository
 
 FOLLOW_POLL_SECONDS = 0.5
 
 
-def _run_repository(ctx: click.Context) -> Any:
-    from store.db import Store
+def _run_repository(ctx: click.Context) -> RunRepository:
     from store.runs import RunRepository
 
-    return RunRepository(Store.open(_workspace(ctx), on_wait=_announce_wait_once()))
+    return repository(ctx, RunRepository)
 
 
-def _ingest_report(ctx: click.Context) -> tuple[Any, Any]:
+def _ingest_report(ctx: click.Context) -> tuple[RunRepository, Any]:
     from core.runs.ingest import ingest_runs
 
-    repository = _run_repository(ctx)
-    return repository, ingest_runs(_workspace(ctx), repository)
+    runs = _run_repository(ctx)
+    return runs, ingest_runs(_workspace(ctx), runs)
 
 
 def _warn_skipped(report: Any, but: str | None = None) -> None:
@@ -45,25 +51,25 @@ def _warn_skipped(report: Any, but: str | None = None) -> None:
             click.echo(f"ftod: warning: {skipped.warning()}", err=True)
 
 
-def _ingested(ctx: click.Context, showing: str | None = None) -> Any:
+def _ingested(ctx: click.Context, showing: str | None = None) -> RunRepository:
     """The runs index, brought up to date; a run directory it skipped is named on stderr,
     and asking for that run (`showing`) says why it is not in the index."""
-    repository, _current = _ingested_if_writable(ctx, showing=showing, read_only=False)
-    return repository
+    runs, _current = _ingested_if_writable(ctx, showing=showing, read_only=False)
+    return runs
 
 
 def _ingested_if_writable(
     ctx: click.Context, showing: str | None = None, *, read_only: bool = True
-) -> tuple[Any, bool]:
+) -> tuple[RunRepository, bool]:
     """(the run index, whether it is up to date with the run folders). A command that only
     reads (`read_only`) still shows what the store has when the workspace cannot be written
     (a read-only or full disk), with a note, rather than failing."""
     from core.runs.ingest import ingest_runs
     from store.errors import EnvironmentProblem, InputError
 
-    repository = _run_repository(ctx)
+    runs = _run_repository(ctx)
     try:
-        report = ingest_runs(_workspace(ctx), repository)
+        report = ingest_runs(_workspace(ctx), runs)
     except EnvironmentProblem as problem:
         if not read_only:
             raise
@@ -72,12 +78,12 @@ def _ingested_if_writable(
             f"{problem.message}",
             err=True,
         )
-        return repository, False
+        return runs, False
     _warn_skipped(report, but=showing)
     for skipped in report.skipped:
         if skipped.run_id == showing:
             raise InputError(skipped.warning(), title="Run not indexed")
-    return repository, True
+    return runs, True
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -90,7 +96,7 @@ def _number(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _summary_json(paths: Any) -> dict[str, Any]:
+def _summary_json(paths: RunPaths) -> dict[str, Any]:
     """What `runs show --json` promises, read straight from the run directory."""
     from core.runs.monitor import read_run
 
@@ -106,11 +112,17 @@ def _summary_json(paths: Any) -> dict[str, Any]:
     is_flag=True,
     help="Let the trainer download the base model from the hub if it is not cached.",
 )
+@click.option("--name", default=None, help="Run name (default: the config's name).")
 @json_option
 @click.pass_context
 @reports_errors
 def train(
-    ctx: click.Context, config_path: Path, detach: bool, allow_download: bool, as_json: bool
+    ctx: click.Context,
+    config_path: Path,
+    detach: bool,
+    allow_download: bool,
+    name: str | None,
+    as_json: bool,
 ) -> None:
     """Launch a LoRA/QLoRA run from CONFIG_PATH (YAML) as a detached process.
 
@@ -119,10 +131,13 @@ def train(
     """
     from core.runs.config import load_run_config
     from core.runs.launch import prepare_run, start_trainer
+    from core.runs.names import check_run_name
     from core.safefiles import MAX_WHOLE_FILE_BYTES, require_regular_file
 
     require_regular_file(config_path, "config", max_bytes=MAX_WHOLE_FILE_BYTES)
     config = load_run_config(config_path)
+    if name is not None:
+        config = dataclasses.replace(config, name=check_run_name(name))
     workspace = _workspace(ctx)
     prepared = prepare_run(
         workspace,
@@ -137,15 +152,15 @@ def train(
         sys.exit(_follow(prepared.paths))
 
 
-def _announce_started(paths: Any, pid: int, as_json: bool) -> None:
+def _announce_started(paths: RunPaths, pid: int, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"id": paths.run_id, "run_dir": str(paths.root), "pid": pid}))
+        print_json({"id": paths.run_id, "run_dir": str(paths.root), "pid": pid})
         return
     click.echo(paths.run_id)
-    click.echo(f"trainer pid {pid}; log {paths.log}", err=True)
+    click.echo(f"trainer pid {pid}; log {escape_control(str(paths.log))}", err=True)
 
 
-def _follow(paths: Any) -> int:
+def _follow(paths: RunPaths) -> int:
     """Show progress until the run ends; exit status 0 only if it succeeded."""
     from core.runs.monitor import RunTail
 
@@ -168,12 +183,12 @@ def _follow(paths: Any) -> int:
     if view.reason:
         line += f" ({view.reason})"
     if view.message:
-        line += f" — {view.message}"
+        line += f" — {escape_control(view.message)}"
     click.echo(line, err=True)
     return 0 if view.state == "succeeded" else EXIT_FAILED
 
 
-def _follow_with_bar(tail: Any) -> None:
+def _follow_with_bar(tail: RunTail) -> None:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -207,7 +222,7 @@ def _follow_with_bar(tail: Any) -> None:
             time.sleep(FOLLOW_POLL_SECONDS)
 
 
-def _follow_plain(tail: Any) -> None:
+def _follow_plain(tail: RunTail) -> None:
     last_print = 0.0
     last_step = -1
     while True:
@@ -222,7 +237,7 @@ def _follow_plain(tail: Any) -> None:
         time.sleep(FOLLOW_POLL_SECONDS)
 
 
-def _metrics_text(view: Any) -> str:
+def _metrics_text(view: RunView) -> str:
     parts = []
     if view.loss is not None:
         parts.append(f"loss {_number(view.loss)}")
@@ -247,10 +262,11 @@ def runs_list(ctx: click.Context, as_json: bool) -> None:
     repository, _current = _ingested_if_writable(ctx)
     records = repository.list_runs()
     if as_json:
-        click.echo(json.dumps([record.as_json() for record in records], default=str))
+        print_json([record.as_json() for record in records])
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, header_style="bold")
     for column in ("id", "name", "state", "step", "loss", "best val", "tok/s", "source"):
@@ -258,15 +274,16 @@ def runs_list(ctx: click.Context, as_json: bool) -> None:
     for record in records:
         state = record.state + (f" ({record.reason})" if record.reason else "")
         step = f"{record.step or 0}" + (f"/{record.total_steps}" if record.total_steps else "")
+        # Text cells, not markup: a name like "[red]x" is shown as typed.
         table.add_row(
-            record.run_id,
-            record.name,
-            state,
+            Text(record.run_id),
+            Text(escape_control(record.name)),
+            Text(state),
             step,
             _number(record.loss),
             _number(record.best_val_loss),
             _number(record.tokens_per_s, 0),
-            record.source,
+            Text(escape_control(record.source)),
         )
     if not records:
         click.echo("No runs yet. Launch one with `ftod train CONFIG.yaml`.")
@@ -303,27 +320,32 @@ def runs_show(ctx: click.Context, run_ref: str, as_json: bool) -> None:
         payload["lineage"] = record.lineage
         payload["metrics_logged"] = repository.metric_count(paths.run_id)
     if as_json:
-        click.echo(json.dumps(payload, default=str))
+        print_json(payload)
         return
     from rich.console import Console
+    from rich.markup import escape
+
+    def shown(value: Any) -> str:
+        # Control characters escaped for the terminal, brackets for rich's markup.
+        return escape(escape_control(str(value)))
 
     console = Console(highlight=False)
     state = payload["state"] + (f" ({payload['reason']})" if payload["reason"] else "")
-    console.print(f"[bold]{payload['id']}[/]  {payload['name']}  [bold]{state}[/]")
+    console.print(f"[bold]{shown(payload['id'])}[/]  {shown(payload['name'])}  [bold]{state}[/]")
     if payload.get("message"):
-        console.print(f"  {payload['message']}")
+        console.print(f"  {shown(payload['message'])}")
     total = f"/{payload['total_steps']}" if payload["total_steps"] else ""
     console.print(
         f"  step {payload['step']}{total}  loss {_number(payload['loss'])}  "
         f"val loss {_number(payload['val_loss'])}  best val {_number(payload['best_val_loss'])}"
         f"  tok/s {_number(payload['tokens_per_s'], 0)}"
     )
-    console.print(f"  run dir {payload['run_dir']}  pid {payload['pid'] or '—'}")
+    console.print(f"  run dir {shown(payload['run_dir'])}  pid {payload['pid'] or '—'}")
     lineage = payload["lineage"]
     for key in sorted(lineage):
         if isinstance(lineage[key], dict | list):
             continue
-        console.print(f"  [dim]{key}[/] {lineage[key]}")
+        console.print(f"  [dim]{shown(key)}[/] {shown(lineage[key])}")
 
 
 @runs.command("cancel")
@@ -346,9 +368,9 @@ def runs_cancel(ctx: click.Context, run_ref: str, grace: float, as_json: bool) -
     status = cancel_run(paths, grace_seconds=grace)
     _ingested(ctx)
     if as_json:
-        click.echo(json.dumps(_summary_json(paths), default=str))
+        print_json(_summary_json(paths))
         return
-    click.echo(f"{paths.run_id}: {status.state} — {status.message}")
+    click.echo(f"{paths.run_id}: {status.state} — {escape_control(str(status.message))}")
 
 
 @runs.command("resume")
@@ -384,10 +406,10 @@ def runs_logs(ctx: click.Context, run_ref: str, lines: int, follow: bool, as_jso
     paths = find_run(_workspace(ctx), run_ref)
     text, offset = log_tail(paths.log, lines)
     if as_json:
-        click.echo(json.dumps({"id": paths.run_id, "log": str(paths.log), "lines": text}))
+        print_json({"id": paths.run_id, "log": str(paths.log), "lines": text})
         return
     for line in text:
-        click.echo(line)
+        click.echo(escape_control(line, keep_lines=True))
     while follow:
         status = observed_status(paths)
         try:
@@ -398,7 +420,7 @@ def runs_logs(ctx: click.Context, run_ref: str, lines: int, follow: bool, as_jso
             chunk = b""
         if chunk:
             offset += len(chunk)
-            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.write(escape_control(chunk.decode("utf-8", "replace"), keep_lines=True))
             sys.stdout.flush()
         if status is None or status.is_final:
             return
@@ -418,9 +440,12 @@ def runs_import(ctx: click.Context, path: Path, name: str | None, as_json: bool)
     PATH may also be an output folder: its trainer_log.jsonl or trainer_state.json, else the
     newest checkpoint-N/trainer_state.json, is imported."""
     from core.runs.imports import create_imported_run, find_training_log
+    from core.runs.names import check_run_name
     from core.safefiles import require_regular_file
     from store.errors import InputError
 
+    if name is not None:
+        check_run_name(name)
     if not path.is_dir():
         require_regular_file(path, "training log")
     if path.is_dir():
@@ -438,12 +463,12 @@ def runs_import(ctx: click.Context, path: Path, name: str | None, as_json: bool)
             shutil.rmtree(paths.root, ignore_errors=True)
             raise InputError(f"{path} cannot be imported: {skipped.reason}")
     if as_json:
-        click.echo(json.dumps(_summary_json(paths), default=str))
+        print_json(_summary_json(paths))
         return
     click.echo(paths.run_id)
     view = _summary_json(paths)
     click.echo(
-        f"imported {path.name}: {view['state']}, last step {view['step']}, "
+        f"imported {escape_control(path.name)}: {view['state']}, last step {view['step']}, "
         f"loss {_number(view['loss'])}, val loss {_number(view['val_loss'])}",
         err=True,
     )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from tui.cli_common import EXIT_FAILED, EXIT_OK, _workspace, json_option, reports_errors
+from tui.cli_common import EXIT_FAILED, EXIT_OK, _workspace, json_option, print_json, reports_errors
 
 
 @click.group("store")
@@ -28,7 +27,7 @@ def store_check(ctx: click.Context, as_json: bool) -> None:
     # Not Store.open: migrating first would write to the file this command is checking.
     outcome = check_store(Store(workspace.database_path))
     if as_json:
-        click.echo(json.dumps(outcome.as_json()))
+        print_json(outcome.as_json())
     else:
         if outcome.open_error is not None:
             click.echo(f"{outcome.path}: cannot be opened: {outcome.open_error}")
@@ -65,7 +64,7 @@ def store_backup(ctx: click.Context, destination: Path, force: bool, as_json: bo
     outcome = backup_store(Store.open(workspace), real)
     rows = sum(table.rows or 0 for table in outcome.tables)
     if as_json:
-        click.echo(json.dumps({**outcome.as_json(), "replaced": replacing}))
+        print_json({**outcome.as_json(), "replaced": replacing})
         return
     replaced = " (replaced the file that was there)" if replacing else ""
     click.echo(f"Wrote {destination}: {len(outcome.tables)} tables, {rows} rows{replaced}")

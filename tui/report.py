@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from core.findings import CHECK_IDS
+from core.safetext import escape_control
 
 FINDINGS_SHOWN_PER_CHECK = 5
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -24,11 +26,17 @@ def _lines(lines: Sequence[int], limit: int = 8) -> str:
     return shown + (f" … (+{len(lines) - limit})" if len(lines) > limit else "")
 
 
+def _shown(text: object) -> str:
+    """User text inside markup: control characters escaped for the terminal, brackets for
+    rich."""
+    return escape(escape_control(str(text)))
+
+
 def print_check_report(report: Any) -> None:
     console = _console()
     summary = report.summary
     console.print(
-        f"[bold]{report.path}[/]  {report.rows} rows, {report.valid_rows} valid, "
+        f"[bold]{_shown(report.path)}[/]  {report.rows} rows, {report.valid_rows} valid, "
         f"format {report.source_format}, sha256 {report.sha256[:12]}"
     )
     tokens = summary["tokens"]["total"]
@@ -51,8 +59,9 @@ def print_check_report(report: Any) -> None:
         for finding in findings[:FINDINGS_SHOWN_PER_CHECK]:
             where = f"line {_lines(finding.lines)}"
             if finding.other is not None:
-                where += f" ↔ {finding.other.path}:{_lines(finding.other.lines, 4)}"
-            console.print(f"  {where}: {finding.message}", markup=False)
+                other = escape_control(str(finding.other.path))
+                where += f" ↔ {other}:{_lines(finding.other.lines, 4)}"
+            console.print(f"  {where}: {escape_control(finding.message)}", markup=False)
         if len(findings) > FINDINGS_SHOWN_PER_CHECK:
             console.print(
                 f"  … {len(findings) - FINDINGS_SHOWN_PER_CHECK} more (use --json for all)"
@@ -93,7 +102,7 @@ def print_version(
     console = _console()
     console.print(
         f"[bold]{version.ref}[/]  sha256 {version.sha256[:12]}  {version.source_format}  "
-        f"from {version.source_path}"
+        f"from {_shown(version.source_path)}"
     )
     console.print(
         f"{version.rows_total} rows, {version.rows_valid} valid; {version.errors} errors, "
@@ -102,9 +111,11 @@ def print_version(
     )
     summary = version.summary
     if summary.get("labels"):
-        console.print("labels: " + ", ".join(f"{k} {v}" for k, v in summary["labels"].items()))
+        counted = summary["labels"].items()
+        console.print("labels: " + ", ".join(f"{_shown(k)} {v}" for k, v in counted))
     if summary.get("slices"):
-        console.print("slices: " + ", ".join(f"{k} {v}" for k, v in summary["slices"].items()))
+        counted = summary["slices"].items()
+        console.print("slices: " + ", ".join(f"{_shown(k)} {v}" for k, v in counted))
     if counts:
         table = Table("check", "severity", "findings", "rows")
         for check, severity, number, rows in counts:
@@ -114,7 +125,8 @@ def print_version(
         console.print(table)
     for finding in findings:
         console.print(
-            f"  {finding.check} line {_lines(finding.lines)}: {finding.message}", markup=False
+            f"  {finding.check} line {_lines(finding.lines)}: {escape_control(finding.message)}",
+            markup=False,
         )
     for split in splits:
         parts = ", ".join(
@@ -146,6 +158,8 @@ def print_split(outcome: Any) -> None:
     if outcome.findings:
         console.print(f"[bold red]leakage across splits: {len(outcome.findings)} row(s)[/]")
         for finding in outcome.findings[:10]:
-            console.print(f"  line {finding.lines[0]}: {finding.message}", markup=False)
+            console.print(
+                f"  line {finding.lines[0]}: {escape_control(finding.message)}", markup=False
+            )
     else:
         console.print("[green]No leakage across splits.[/]")

@@ -17,6 +17,7 @@ from core.runs.importers.base import MAX_BYTES, ImportedLog, read_bytes
 from core.runs.importers.events import as_int
 from core.runs.importers.registry import EXPECTED, FORMATS, detect_format, read_log
 from core.runs.ingest import metric_rows
+from core.runs.names import sanitize_run_name
 from core.runs.rundir import RunPaths, RunStatus
 from store.errors import InputError
 from store.runs import metrics_problem, out_of_range
@@ -61,7 +62,7 @@ def create_imported_run(runs_dir: Path, source: Path, *, name: str | None = None
     """Import `source` as a finished (or interrupted) run under `runs_dir`, all or nothing."""
     data = read_bytes(source, EXPECTED)
     log = read_log(data, source)
-    run_name = name or _default_name(source)
+    run_name = sanitize_run_name(name or _default_name(source))
     created = rundir.now()
     run_id = rundir.new_run_id(run_name, created)
     _refuse_what_the_index_cannot_hold(source, _imported_status(run_id, source.name, log), log)

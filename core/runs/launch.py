@@ -20,6 +20,7 @@ from typing import Any
 
 from core.datasets import export_dataset
 from core.runs.config import RunConfig
+from core.runs.names import check_run_name
 from core.runs.rundir import (
     RunPaths,
     RunStatus,
@@ -96,6 +97,7 @@ def prepare_run(
     Built under a hidden temporary name and renamed into place, so a failure leaves no
     half-made run behind.
     """
+    check_run_name(config.name)
     data = validate_data(config, repository)
     model = validate_model(
         config, allow_download=allow_download, cache_dir=workspace.root / "cache"

@@ -25,6 +25,7 @@ from core.runs.rundir import (
     read_json,
     read_new_records,
 )
+from store.runs import run_as_json
 
 RATE_WINDOW = 20
 
@@ -67,38 +68,14 @@ class RunView:
         return min(1.0, self.step / self.total_steps)
 
     def as_json(self) -> dict[str, Any]:
+        """The run's JSON (the same shape `runs list` prints) plus what only a live view
+        knows: the time left and the GPU it runs on."""
         return {
-            "id": self.run_id,
-            "name": self.name,
-            "source": self.source,
-            "state": self.state,
-            "reason": self.reason,
-            "message": self.message,
-            "step": self.step,
-            "total_steps": self.total_steps,
-            "loss": _json_float(self.loss),
-            "val_loss": _json_float(self.val_loss),
-            "best_val_loss": _json_float(self.best_val_loss),
-            "best_val_step": self.best_val_step,
-            "tokens_per_s": self.tokens_per_s,
+            **run_as_json(self),
             "eta_seconds": self.eta_seconds,
-            "run_dir": self.run_dir,
-            "pid": self.pid,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "heartbeat": self.heartbeat,
             "gpu_name": self.gpu_name,
-            "dataset": self.dataset,
-            "base_model": self.base_model,
             "logged_steps": self.logged_steps,
         }
-
-
-def _json_float(value: float | None) -> float | str | None:
-    """NaN is a fact worth reporting (a run that diverged), but not valid JSON: a string."""
-    if value is not None and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 def _as_float(value: Any) -> float | None:
