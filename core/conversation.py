@@ -7,10 +7,10 @@ with strings, and TRL's conversational prompt/completion (lists of messages).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from core.checks.base import KNOWN_ROLES, TEXT_PART_TYPES
+from core.checks.base import Conversation as Conversation
 from core.checks.base import RowProblem as RowProblem
 from core.checks.registry import FORMAT_CHECKS
 
@@ -18,16 +18,6 @@ _PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
 _SIMPLE_SHAPES = frozenset(
     {("user", "assistant"), ("system", "user", "assistant"), ("developer", "user", "assistant")}
 )
-
-
-@dataclass(slots=True)
-class Conversation:
-    """A row that parsed into messages (it may still have order or content problems)."""
-
-    messages: list[dict[str, Any]]
-    texts: list[str]  # the plain text of each message, tool calls rendered for assistants
-    metadata: dict[str, Any] = field(default_factory=dict)
-    tools: list[Any] | None = None
 
 
 def describe_json_type(value: object) -> str:

@@ -8,20 +8,6 @@ from typing import Any, Literal
 Severity = Literal["error", "warning", "info"]
 
 
-def __getattr__(name: str) -> tuple[str, ...] | frozenset[str]:
-    # The check ids live with the checks (core/checks/registry.py); they are looked up
-    # lazily because the check modules themselves import this module for Finding.
-    if name == "CHECK_IDS":
-        from core.checks.registry import CHECK_IDS
-
-        return CHECK_IDS
-    if name == "FORMAT_CHECKS":
-        from core.checks.registry import ROW_FORMAT_CHECK_IDS
-
-        return ROW_FORMAT_CHECK_IDS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @dataclass(frozen=True, slots=True)
 class PiiSpan:
     """Where a PII match sits: message index in the conversation and char offsets."""

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from core.findings import CHECK_IDS, Finding
+from core.checks.registry import CHECK_IDS
+from core.findings import Finding
 
 # Token-length histogram bucket edges (upper bounds), chosen around common max_seq_len values.
 TOKEN_BUCKETS: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048, 4096, 8192)

@@ -157,6 +157,8 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Ran]]:
         *("--candidate", "demo-candidate"),
         allowed=(0, 1),
     )
+    step("store check")
+    step("store backup", str(folder / "backup.duckdb"))
     return results
 
 

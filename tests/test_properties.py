@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.findings import FORMAT_CHECKS
+from core.checks.registry import ROW_FORMAT_CHECK_IDS as FORMAT_CHECKS
 from core.scan import check_file
 from store.errors import InputError
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from core.findings import CHECK_IDS
+from core.checks.registry import CHECK_IDS
 from core.safetext import escape_control
 
 FINDINGS_SHOWN_PER_CHECK = 5

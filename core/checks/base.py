@@ -17,12 +17,20 @@ import hashlib
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.findings import Finding, Severity
 
-if TYPE_CHECKING:
-    from core.conversation import Conversation
+
+@dataclass(slots=True)
+class Conversation:
+    """A row that parsed into messages (it may still have order or content problems)."""
+
+    messages: list[dict[str, Any]]
+    texts: list[str]  # the plain text of each message, tool calls rendered for assistants
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tools: list[Any] | None = None
+
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
 TOOL_ROLES = frozenset({"tool", "function"})

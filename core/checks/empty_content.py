@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from core.checks.base import FormatCheck, RowProblem, has_media, has_tool_calls
 
 if TYPE_CHECKING:
-    from core.conversation import Conversation
+    from core.checks.base import Conversation
 
 
 def find(conversation: Conversation) -> RowProblem | None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from core.checks.base import SYSTEM_ROLES, TOOL_ROLES, FormatCheck, RowProblem, has_tool_calls
 
 if TYPE_CHECKING:
-    from core.conversation import Conversation
+    from core.checks.base import Conversation
 
 
 def find(conversation: Conversation) -> RowProblem | None:

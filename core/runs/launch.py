@@ -297,9 +297,16 @@ def cancel_run(
 def find_run(workspace: Workspace, run_ref: str) -> RunPaths:
     """A run by its id, a unique prefix of it, or its name (the newest of that name)."""
     runs_dir = workspace.runs_dir
-    exact = runs_dir / run_ref
-    if run_ref and "/" not in run_ref and (exact / "run.json").is_file():
-        return RunPaths(exact)
+    # Only a single, short path component can name a run folder; anything else (a NUL, a
+    # slash, a name past the file system's 255 bytes) would raise from the OS, not miss.
+    is_folder_name = (
+        bool(run_ref)
+        and "/" not in run_ref
+        and "\x00" not in run_ref
+        and len(run_ref.encode("utf-8", "surrogateescape")) <= 255
+    )
+    if is_folder_name and (runs_dir / run_ref / "run.json").is_file():
+        return RunPaths(runs_dir / run_ref)
     candidates = (
         sorted(p.name for p in runs_dir.glob("*") if (p / "run.json").is_file())
         if runs_dir.is_dir()
@@ -317,4 +324,5 @@ def find_run(workspace: Workspace, run_ref: str) -> RunPaths:
         return RunPaths(runs_dir / named[-1])
     if len(prefixed) > 1:
         raise InputError(f"run {run_ref!r} is ambiguous: {', '.join(prefixed[:5])}")
-    raise NotFoundError(f"no run {run_ref!r} (see `ftod runs list`)")
+    shown = run_ref if len(run_ref) <= 80 else run_ref[:80] + "…"
+    raise NotFoundError(f"no run {shown!r} (see `ftod runs list`)")

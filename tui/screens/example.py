@@ -20,8 +20,8 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Footer, Header, Static
 
+from core.checks.registry import ROW_FORMAT_CHECK_IDS as FORMAT_CHECKS
 from core.conversation import parse_row
-from core.findings import FORMAT_CHECKS
 from core.source import SourceRow, iter_jsonl, iter_parquet, sniff_format
 from store.datasets import DatasetRepository, ExampleRecord, FindingRecord
 from store.errors import FtodError
