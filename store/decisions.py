@@ -244,3 +244,38 @@ class DecisionRepository:
             }
             for row in rows
         ]
+
+    def shared_rows(
+        self,
+        training: tuple[int, int | None, str | None],
+        evaluated: tuple[int, int | None, str | None],
+    ) -> list[int]:
+        """Lines of the eval set (version id, split plan id, split) whose conversation or
+        user turn also appears in the training data: the leakage two separately added
+        datasets can have, which no split finding records."""
+        parts: list[str] = []
+        params: list[Any] = []
+        for version_id, split_id, split in (training, evaluated):
+            if split_id is None:
+                parts.append(
+                    "SELECT line, content_hash, user_text FROM examples "
+                    "WHERE version_id = ? AND valid"
+                )
+                params.append(version_id)
+            else:
+                parts.append(
+                    "SELECT e.line, e.content_hash, e.user_text FROM examples e "
+                    "JOIN split_assignments s ON s.line = e.line AND s.split_id = ? "
+                    "AND s.split = ? WHERE e.version_id = ? AND e.valid"
+                )
+                params += [split_id, split, version_id]
+        with self.store.reading() as connection:
+            rows = connection.execute(
+                f"""WITH t AS ({parts[0]}), v AS ({parts[1]})
+                    SELECT DISTINCT v.line FROM v JOIN t
+                      ON v.content_hash = t.content_hash
+                      OR (v.user_text IS NOT NULL AND v.user_text = t.user_text)
+                    ORDER BY v.line""",
+                params,
+            ).fetchall()
+        return [int(row[0]) for row in rows]

@@ -488,3 +488,40 @@ def test_an_unknown_symptom_is_a_usage_error_listing_the_known_ones(project: Pat
     assert bad.exit_code == 2
     assert invoke(project, "decide", "show", "never").exit_code == 2
     assert strict(invoke(project, "decide", "list", "--json").stdout) == []
+
+
+def test_an_eval_set_that_shares_rows_with_the_training_data_is_not_held_out(
+    project: Path, tmp_path: Path
+) -> None:
+    add_clean_data(project, tmp_path)
+    store = open_store(project)
+    version = DatasetRepository(store).version("support@1")
+    split_id = DatasetRepository(store).splits(version.version_id)[-1].split_id
+    examples = EvalRepository(store).eval_examples
+    train = [r.line for r in examples(version.version_id, split_id, "train")]
+    test = held_out_lines(project)
+    # A separately added eval file: 20 new rows, then copies of two train rows and a test row.
+    copies = [train[0], train[1], test[0]]
+    eval_rows = [row(i) for i in range(N_ROWS, N_ROWS + 20)] + [row(line - 1) for line in copies]
+    path = write_jsonl(tmp_path / "eval.jsonl", eval_rows)
+    assert invoke(project, "data", "add", str(path), "--name", "evalset").exit_code == 0
+
+    def held_out(*args: str) -> dict[str, Any]:
+        result = invoke(project, "decide", "--symptom", "format", "--json", *args)
+        assert result.exit_code == 0, result.output
+        payload = strict(result.stdout)
+        return next(item for item in payload["checklist"] if item["id"] == "eval_held_out")
+
+    copied = held_out("--dataset", "support@1", "--eval-set", "evalset@1")
+    assert copied["status"] == "fail"
+    assert copied["evidence"]["rows_also_in_training"] == 3
+    assert copied["evidence"]["leakage_example_lines"] == [21, 22, 23]
+    # Against the train split, the copy of a test row is no leak.
+    copied = held_out("--dataset", "support@1", "--split", "train", "--eval-set", "evalset@1")
+    assert copied["evidence"]["rows_also_in_training"] == 2
+    assert copied["evidence"]["leakage_example_lines"] == [21, 22]
+    itself = held_out("--dataset", "support@1", "--eval-set", "support@1")
+    assert itself["status"] == "fail"
+    assert "training data itself" in itself["evidence"]["reason"]
+    split = held_out("--dataset", "support@1", "--split", "train", "--eval-set", "support@1:test")
+    assert split["status"] == "pass"

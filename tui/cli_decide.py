@@ -57,8 +57,18 @@ def _reviewer() -> str:
 @click.group("decide", cls=DecideGroup)
 def decide_group() -> None:
     """Fine-tune, or don't: each symptom to its cheapest route, the minimum proof read from
-    the store, and a verdict. `ftod decide NAME --symptom ID …` stores it as a decision
-    record; `ftod decide list` and `ftod decide show NAME` read the records back."""
+    the store, and a verdict.
+
+    \b
+    ftod decide [NAME] --symptom ID [--symptom ID …] [--dataset NAME@V] [--split SPLIT]
+        [--eval-set NAME@V[:SPLIT]] [--baseline EVAL] [--gate-spec FILE]
+        [--requests-per-day N] [--stable|--unstable] [--json]
+    ftod decide NAME --refresh [--json]
+    ftod decide list [--json]
+    ftod decide show NAME[@V] [--json] [--markdown]
+
+    With NAME the decision is stored as a new version of that record; without, nothing is
+    stored. Exit 0 for any verdict, 2 for unusable input."""
 
 
 @decide_group.command(DECIDE, hidden=True)

@@ -157,6 +157,7 @@ class EvidenceSources:
     baseline_chosen_by: str
     eval_version: VersionRecord | None
     eval_split: str | None
+    eval_split_id: int | None
     gate_spec: GateSpec | None
     gate_spec_source: str | None
     requests_per_day: float | None
@@ -373,21 +374,24 @@ def _held_out(decisions: DecisionRepository, sources: EvidenceSources) -> Checkl
     if same and sources.split is not None and sources.split == sources.eval_split:
         evidence["reason"] = "the eval split is the training split"
         return ChecklistItem("eval_held_out", "fail", evidence)
-    leaks = decisions.leakage_findings(training.version_id)
-    if not same:
-        # Leakage against another file is recorded by path; only those naming the eval
-        # set's source can be pinned on it.
+    if same:
+        # Within one version, the split plan's own leakage findings are the evidence.
         leaks = [
             leak
-            for leak in leaks
-            if leak["other_path"] == eval_version.source_path or leak["split_id"] is None
+            for leak in decisions.leakage_findings(training.version_id)
+            if leak["split_id"] is not None
         ]
-    evidence["leakage_findings"] = len(leaks)
-    evidence["leakage_example_lines"] = sorted({line for leak in leaks for line in leak["lines"]})[
-        :EXAMPLE_LINES
-    ]
-    if leaks:
-        evidence["reason"] = "leakage findings tie the eval set to the training data"
+        evidence["leakage_findings"] = len(leaks)
+        shared = sorted({line for leak in leaks for line in leak["lines"]})
+    else:
+        shared = decisions.shared_rows(
+            (training.version_id, sources.split_id, sources.split),
+            (eval_version.version_id, sources.eval_split_id, sources.eval_split),
+        )
+        evidence["rows_also_in_training"] = len(shared)
+    evidence["leakage_example_lines"] = shared[:EXAMPLE_LINES]
+    if shared:
+        evidence["reason"] = f"{len(shared)} eval rows also appear in the training data"
         return ChecklistItem("eval_held_out", "fail", evidence)
     return ChecklistItem("eval_held_out", "pass", evidence)
 

@@ -237,8 +237,14 @@ class Repositories:
     decisions: DecisionRepository
 
 
-def _latest_base_eval(evals: EvalRepository, version_id: int) -> EvalRecord | None:
-    found = [e for e in evals.list_evals() if e.version_id == version_id and e.adapter is None]
+def _latest_base_eval(
+    evals: EvalRepository, version_id: int, split: str | None
+) -> EvalRecord | None:
+    found = [
+        e
+        for e in evals.list_evals()
+        if e.version_id == version_id and e.adapter is None and (split is None or e.split == split)
+    ]
     return found[-1] if found else None
 
 
@@ -328,7 +334,9 @@ def decide_from_store(
         eval_split = baseline.split
     searched = eval_version or training
     if baseline is None and searched is not None:
-        baseline = _latest_base_eval(repos.evals, searched.version_id)
+        baseline = _latest_base_eval(
+            repos.evals, searched.version_id, eval_split if eval_version else None
+        )
         if baseline is not None:
             chosen_by = f"the latest eval without an adapter on {searched.ref}"
     if request.split is not None and training is None:
@@ -343,6 +351,9 @@ def decide_from_store(
         baseline_chosen_by=chosen_by,
         eval_version=eval_version,
         eval_split=eval_split,
+        eval_split_id=None
+        if eval_version is None
+        else _split_plan(repos, eval_version, eval_split),
         gate_spec=spec,
         gate_spec_source=spec_source,
         requests_per_day=request.requests_per_day,
