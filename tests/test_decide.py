@@ -525,3 +525,27 @@ def test_an_eval_set_that_shares_rows_with_the_training_data_is_not_held_out(
     assert "training data itself" in itself["evidence"]["reason"]
     split = held_out("--dataset", "support@1", "--split", "train", "--eval-set", "support@1:test")
     assert split["status"] == "pass"
+
+
+def test_unusable_inputs_exit_2_and_store_nothing(project: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "gate.yaml"
+    broken.write_text("rules: [unclosed\n")
+    no_regression = tmp_path / "target-only.yaml"
+    no_regression.write_text("rules:\n  - {slice: tone, kind: target}\n")
+    for args in (
+        ("q", "--symptom", "tone", "--gate-spec", str(broken)),
+        ("q", "--symptom", "tone", "--gate-spec", str(tmp_path / "missing.yaml")),
+        ("q", "--symptom", "tone", "--baseline", "nope"),
+        ("q", "--symptom", "tone", "--split", "train"),
+        ("two words", "--symptom", "tone"),
+        ("q", "--refresh"),
+    ):
+        result = invoke(project, "decide", *args)
+        assert result.exit_code == 2, (args, result.output)
+    assert strict(invoke(project, "decide", "list", "--json").stdout) == []
+    # A spec without a regression rule is usable input and a failing item, not an error.
+    result = invoke(project, "decide", "--symptom", "tone", "--gate-spec", str(no_regression))
+    assert result.exit_code == 0, result.output
+    assert "[   fail] gate_spec: a gate spec needs at least one target and one regression" in (
+        result.output
+    )
