@@ -464,6 +464,13 @@ def test_refresh_brings_the_gate_verdict_into_the_record(project: Path, tmp_path
     assert refreshed.exit_code == 0, refreshed.output
     payload = strict(refreshed.stdout)
     assert payload["record"]["version"] == 2
+    # Training data taken from the baseline's version means its train split, said as such.
+    held_out = next(item for item in payload["checklist"] if item["id"] == "eval_held_out")
+    assert held_out["status"] == "pass"
+    assert held_out["evidence"]["training"]["split"] == "train"
+    assert {"name": "training_split", "value": "train", "source": "default"}.items() <= next(
+        a for a in payload["assumptions"] if a["name"] == "training_split"
+    ).items()
     assert payload["gate"]["passed"] is True
     assert payload["gate"]["verdict"] == "beat base + best prompt on task, held on regression: ship"
     candidate = EvalRepository(open_store(project)).eval_by_ref("candidate")
@@ -512,6 +519,8 @@ def test_an_eval_set_that_shares_rows_with_the_training_data_is_not_held_out(
         payload = strict(result.stdout)
         return next(item for item in payload["checklist"] if item["id"] == "eval_held_out")
 
+    whole = held_out("--dataset", "support@1", "--eval-set", "support@1:test")
+    assert whole["status"] == "fail" and "--split train" in whole["evidence"]["reason"]
     copied = held_out("--dataset", "support@1", "--eval-set", "evalset@1")
     assert copied["status"] == "fail"
     assert copied["evidence"]["rows_also_in_training"] == 3

@@ -371,7 +371,13 @@ def _held_out(decisions: DecisionRepository, sources: EvidenceSources) -> Checkl
             else f"the eval set is the {sources.eval_split} split, which trains"
         )
         return ChecklistItem("eval_held_out", "fail", evidence)
-    if same and sources.split is not None and sources.split == sources.eval_split:
+    if same and sources.split is None:
+        evidence["reason"] = (
+            f"training on the whole version trains on its {sources.eval_split} split too; "
+            "name --split train"
+        )
+        return ChecklistItem("eval_held_out", "fail", evidence)
+    if same and sources.split == sources.eval_split:
         evidence["reason"] = "the eval split is the training split"
         return ChecklistItem("eval_held_out", "fail", evidence)
     if same:

@@ -339,13 +339,24 @@ def decide_from_store(
         )
         if baseline is not None:
             chosen_by = f"the latest eval without an adapter on {searched.ref}"
-    if request.split is not None and training is None:
+    split = request.split
+    if (
+        training is not None
+        and request.dataset is None
+        and split is None
+        and baseline is not None
+        and baseline.split
+    ):
+        # Training data taken from the baseline's own version: only its train split can
+        # train without meeting the eval set.
+        split = "train"
+    if split is not None and training is None:
         raise InputError("--split needs --dataset (or --baseline) to split", field="split")
-    split_id = None if training is None else _split_plan(repos, training, request.split)
+    split_id = None if training is None else _split_plan(repos, training, split)
     spec, spec_source = _gate_spec(request)
     sources = EvidenceSources(
         training=training,
-        split=request.split,
+        split=split,
         split_id=split_id,
         baseline=baseline,
         baseline_chosen_by=chosen_by,
@@ -369,6 +380,15 @@ def decide_from_store(
         except NotFoundError:
             prefix = None  # the eval names a prompt this workspace does not hold
     assumptions = [item.as_json() for item in thresholds.all()]
+    if split is not None and request.split is None:
+        assumptions.append(
+            {
+                "name": "training_split",
+                "value": split,
+                "source": "default",
+                "note": "the train split of the baseline's version; name --dataset to change",
+            }
+        )
     if prefix is not None:
         assumptions.append(
             {
