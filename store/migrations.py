@@ -304,4 +304,29 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE run_metrics_v7 RENAME TO run_metrics",
         ],
     ),
+    (
+        8,
+        [
+            # One row per decision-record version. The payload is the whole `ftod decide
+            # --json` object as decided; the link columns repeat what it points at so the
+            # record can be found from a dataset, an eval or a gate spec without parsing JSON.
+            """CREATE TABLE decisions (
+                name VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                verdict VARCHAR NOT NULL,
+                symptoms JSON NOT NULL,
+                answers JSON NOT NULL,
+                inputs JSON NOT NULL,
+                payload JSON NOT NULL,
+                reviewer VARCHAR NOT NULL,
+                dataset_version_id INTEGER,
+                baseline_eval_id INTEGER,
+                gate_spec_hash VARCHAR,
+                candidate_eval_id INTEGER,
+                run_id VARCHAR,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+                PRIMARY KEY (name, version)
+            )""",
+        ],
+    ),
 ]

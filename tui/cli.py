@@ -376,6 +376,9 @@ def _register_run_commands() -> None:
     main.add_command(review)
     main.add_command(judge_group)
     main.add_command(store_group)
+    from tui.cli_decide import decide_group
+
+    main.add_command(decide_group)
 
 
 _register_run_commands()
