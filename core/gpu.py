@@ -50,6 +50,10 @@ class DeviceSample:
     temperature: float | None = None
     power_w: float | None = None
     power_limit_w: float | None = None
+    # The driver's total-energy counter since it was last loaded (millijoules; Volta and
+    # newer). Its difference over a run is the run's energy, exact where integrating
+    # one-second power samples misses every spike between them.
+    energy_mj: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +233,7 @@ def _sample_device(nvml: Any, index: int) -> DeviceSample:
         temperature=_as_float(_call(nvml, "nvmlDeviceGetTemperature", handle, sensor)),
         power_w=_watts(_call(nvml, "nvmlDeviceGetPowerUsage", handle)),
         power_limit_w=_watts(power_limit),
+        energy_mj=_as_int(_call(nvml, "nvmlDeviceGetTotalEnergyConsumption", handle)),
     )
 
 
@@ -458,6 +463,7 @@ def snapshot_to_record(snapshot: GpuSnapshot) -> dict[str, Any]:
                 "temperature": device.temperature,
                 "power_w": device.power_w,
                 "power_limit_w": device.power_limit_w,
+                "energy_mj": device.energy_mj,
             }
             for device in snapshot.devices
         ],
@@ -485,6 +491,7 @@ def _device_from_record(raw: Any, position: int) -> DeviceSample | None:
         temperature=_as_float(raw.get("temperature")),
         power_w=_as_float(raw.get("power_w")),
         power_limit_w=_as_float(raw.get("power_limit_w")),
+        energy_mj=_as_int(raw.get("energy_mj")),
     )
 
 
