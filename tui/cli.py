@@ -390,6 +390,7 @@ def data_split(
 def _register_run_commands() -> None:
     # Defined in their own module to keep this one about data; registered here so
     # `ftod --help` lists them.
+    from tui.cli_cost import cost
     from tui.cli_evals import compare, eval_group, evals_group, gate
     from tui.cli_generate import compare_run, eval_run, prompt_group
     from tui.cli_judge import judge_group
@@ -409,6 +410,7 @@ def _register_run_commands() -> None:
     main.add_command(review)
     main.add_command(judge_group)
     main.add_command(store_group)
+    main.add_command(cost)
 
 
 _register_run_commands()

@@ -963,7 +963,7 @@ def cost_report(
     else:
         training, training_reason = _estimated_training(runs, assumptions)
     if training is not None and training.energy is not None and training.energy.kwh is None:
-        notes.append(f"No energy figure: {training.energy.reason}.")
+        notes.append(f"No energy figure ({training.energy.reason}); none is put in its place.")
     baseline = candidate = None
     inference_reason: str | None = None
     table: tuple[Option, ...] = ()
@@ -982,6 +982,12 @@ def cost_report(
             if training is not None
             else Money(None, training_reason or "no training cost")
         )
+        if not assumptions["candidate_input_usd_per_mtok"].is_set:
+            notes.append(
+                "The fine-tuned model is priced as the large one: set "
+                "--candidate-input-usd-per-mtok / --candidate-output-usd-per-mtok "
+                "for a cheaper or self-hosted model."
+            )
         table, break_even = _inference_table(
             assumptions, baseline, candidate, training_cost, assumptions["requests_per_day"]
         )
