@@ -850,7 +850,7 @@ def _cached_price(assumptions: CostAssumptions) -> tuple[float | None, list[Assu
     return None, [cached]
 
 
-def _inference_table(
+def inference_table(
     assumptions: CostAssumptions,
     baseline: PromptSide,
     candidate: PromptSide,
@@ -988,7 +988,7 @@ def cost_report(
                 "--candidate-input-usd-per-mtok / --candidate-output-usd-per-mtok "
                 "for a cheaper or self-hosted model."
             )
-        table, break_even = _inference_table(
+        table, break_even = inference_table(
             assumptions, baseline, candidate, training_cost, assumptions["requests_per_day"]
         )
     return CostReport(
