@@ -184,7 +184,7 @@ def test_the_sampler_records_the_total_energy_counter(
         fake_nvml(nvmlDeviceGetTotalEnergyConsumption=lambda handle: 123_456_789),
     )
     snapshot = probe_gpus()
-    assert [device.energy_mj for device in snapshot.devices] == [123_456_789, 123_456_789]
+    assert snapshot.energy_mj == ((0, 123_456_789), (1, 123_456_789))
     record = snapshot_to_record(snapshot)
     assert record["devices"][0]["energy_mj"] == 123_456_789
     assert record_to_snapshot(json.loads(json.dumps(record))) == snapshot
@@ -196,7 +196,9 @@ def test_a_gpu_without_the_counter_records_none(monkeypatch: pytest.MonkeyPatch)
 
     module: ModuleType = fake_nvml(nvmlDeviceGetTotalEnergyConsumption=unsupported)
     monkeypatch.setitem(sys.modules, "pynvml", module)
-    assert [device.energy_mj for device in probe_gpus().devices] == [None, None]
+    snapshot = probe_gpus()
+    assert snapshot.energy_mj == ()
+    assert snapshot_to_record(snapshot)["devices"][1]["energy_mj"] is None
 
 
 # -- money -----------------------------------------------------------------------------
