@@ -66,10 +66,17 @@ class GpuSnapshot:
     processes: tuple[ProcessMemory, ...] = ()
     unavailable: str | None = None
     driver: str | None = None
+    energy_mj: tuple[tuple[int, int], ...] = ()
+    """(device index, the driver's total-energy counter in millijoules) for each GPU that
+    has one (Volta and newer). The counter's difference over a run is the run's energy,
+    exact where integrating one-second power samples misses what happens between them."""
 
     @property
     def available(self) -> bool:
         return self.unavailable is None
+
+    def energy_of(self, index: int) -> int | None:
+        return next((value for device, value in self.energy_mj if device == index), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +239,19 @@ def _sample_device(nvml: Any, index: int) -> DeviceSample:
     )
 
 
+def _energy_readings(nvml: Any, count: int) -> tuple[tuple[int, int], ...]:
+    readings: list[tuple[int, int]] = []
+    for index in range(count):
+        handle = _call(nvml, "nvmlDeviceGetHandleByIndex", index)
+        value = (
+            None if handle is None else _call(nvml, "nvmlDeviceGetTotalEnergyConsumption", handle)
+        )
+        counter = _as_int(value)
+        if counter is not None:
+            readings.append((index, counter))
+    return tuple(readings)
+
+
 def _device_count(nvml: Any) -> tuple[int, str | None]:
     try:
         count = nvml.nvmlDeviceGetCount()
@@ -286,7 +306,13 @@ def probe_gpus(*, processes: bool = True, pids: Collection[int] | None = None) -
         return GpuSnapshot(time=taken, unavailable=failure, driver=driver)
     devices = tuple(_sample_device(nvml, index) for index in range(count))
     rows = tuple(_process_rows(nvml, count, pids)) if processes else ()
-    return GpuSnapshot(time=taken, devices=devices, processes=rows, driver=driver)
+    return GpuSnapshot(
+        time=taken,
+        devices=devices,
+        processes=rows,
+        driver=driver,
+        energy_mj=_energy_readings(nvml, count),
+    )
 
 
 def probe_devices() -> GpuSnapshot:
@@ -458,6 +484,7 @@ def snapshot_to_record(snapshot: GpuSnapshot) -> dict[str, Any]:
                 "temperature": device.temperature,
                 "power_w": device.power_w,
                 "power_limit_w": device.power_limit_w,
+                "energy_mj": snapshot.energy_of(device.index),
             }
             for device in snapshot.devices
         ],
@@ -513,14 +540,21 @@ def record_to_snapshot(record: Any) -> GpuSnapshot | None:
     taken = _as_float(record.get("time"))
     if taken is None:
         return None
-    devices = (
-        _device_from_record(raw, position)
-        for position, raw in enumerate(_items(record.get("devices")))
-    )
+    devices: list[DeviceSample] = []
+    energy: list[tuple[int, int]] = []
+    for position, raw in enumerate(_items(record.get("devices"))):
+        device = _device_from_record(raw, position)
+        if device is None:
+            continue
+        devices.append(device)
+        counter = _as_int(raw.get("energy_mj"))
+        if counter is not None:
+            energy.append((device.index, counter))
     processes = (_process_from_record(raw) for raw in _items(record.get("processes")))
     return GpuSnapshot(
         time=taken,
-        devices=tuple(device for device in devices if device is not None),
+        devices=tuple(devices),
+        energy_mj=tuple(energy),
         processes=tuple(process for process in processes if process is not None),
         unavailable=_as_text(record.get("unavailable")),
         driver=_as_text(record.get("driver")),

@@ -357,6 +357,8 @@ def data_split(
 def _register_run_commands() -> None:
     # Defined in their own module to keep this one about data; registered here so
     # `ftod --help` lists them.
+    from tui.cli_cost import cost
+    from tui.cli_decide import decide_group
     from tui.cli_evals import compare, eval_group, evals_group, gate
     from tui.cli_generate import compare_run, eval_run, prompt_group
     from tui.cli_judge import judge_group
@@ -376,8 +378,7 @@ def _register_run_commands() -> None:
     main.add_command(review)
     main.add_command(judge_group)
     main.add_command(store_group)
-    from tui.cli_decide import decide_group
-
+    main.add_command(cost)
     main.add_command(decide_group)
 
 
