@@ -237,11 +237,8 @@ class FtodApp(App[None]):
             self._show_screen_kind(RunsScreen)
         elif target.screen == "run":
             self.push_screen(RunDetailScreen(target.ref))
-        elif target.screen == "review":
-            self.push_screen(ReviewScreen(target.ref, target.other))
         else:
-            # No Decide screen in the dashboard yet: the CLI records decisions.
-            self.notify(event.stage.next_action, title=event.stage.stage, markup=False)
+            self.push_screen(ReviewScreen(target.ref, target.other))
 
     @on(FtodScreen.LoadFailed)
     def _show_worker_error(self, event: FtodScreen.LoadFailed) -> None:

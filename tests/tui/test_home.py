@@ -8,8 +8,11 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
+from textual.app import App
+from textual.command import CommandPalette
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.notifications import Notify
@@ -81,6 +84,7 @@ def test_an_empty_workspace_has_every_stage_to_do(empty_workspace: Workspace) ->
     assert {stage.state for stage in stages.values()} == {"todo"}
     assert stages["decide"].status_text == "no decision recorded"
     assert "ftod decide NAME --symptom" in stages["decide"].next_action
+    assert stages["decide"].target is None  # decided with the CLI: no screen to go to
     assert stages["data"].status_text == "no datasets"
     assert stages["data"].target == StageTarget("datasets")
     assert stages["baseline"].status_text == "no eval of the base model"
@@ -273,3 +277,16 @@ def test_home_snapshot(
         await settle(pilot)
 
     assert snap_compare(home_app(demo_workspace), terminal_size=size, run_before=run_before)
+
+
+async def test_the_palette_goes_home(copied_workspace: Workspace) -> None:
+    app = FtodApp(copied_workspace, gpu_sampler=fixed_gpu_sampler())
+    app.animation_level = "none"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press(pilot, "ctrl+p")
+        assert CommandPalette.is_open(cast(App[object], app))
+        await pilot.press(*"home")
+        await pilot.pause(0.05)  # the palette searches in its own task
+        await press(pilot, "enter")
+        assert [stage for stage, _ in rows_shown(home_screen(app))] == list(STAGES)
