@@ -290,3 +290,24 @@ async def test_the_palette_goes_home(copied_workspace: Workspace) -> None:
         await pilot.pause(0.05)  # the palette searches in its own task
         await press(pilot, "enter")
         assert [stage for stage, _ in rows_shown(home_screen(app))] == list(STAGES)
+
+
+def test_ftod_alone_and_ftod_demo_open_on_home(
+    demo_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from tui.cli import main
+
+    opened: list[type[object]] = []
+
+    def record_first_screen(app: FtodApp, *args: object, **kwargs: object) -> None:
+        opened.append(type(app.get_default_screen()))
+
+    monkeypatch.setattr(FtodApp, "run", record_first_screen)
+    alone = CliRunner().invoke(main, ["--workspace", str(demo_workspace.root)])
+    assert alone.exit_code == 0, alone.output
+    # The demo is idempotent: over the copy already built it adds nothing, then opens.
+    demo = CliRunner().invoke(main, ["demo", "--dir", str(demo_workspace.root.parent)])
+    assert demo.exit_code == 0, demo.output
+    assert opened == [HomeScreen, HomeScreen]
