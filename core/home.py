@@ -111,7 +111,11 @@ def loop_status(
     gate = _latest_gate(evidence, candidate)
     return [
         _decide_stage(decisions),
-        _data_stage(repos.datasets, _training_dataset(listings, evidence.runs), audit_share),
+        _data_stage(
+            repos.datasets,
+            _training_dataset(repos.datasets, listings, evidence.runs),
+            audit_share,
+        ),
         _baseline_stage(evidence, baseline, gate),
         _train_stage(evidence.runs),
         _evaluate_stage(evidence, baseline, candidate, gate),
@@ -125,18 +129,22 @@ def loop_status(
 
 
 def _training_dataset(
-    listings: Sequence[DatasetListing], runs: Sequence[RunRecord]
+    datasets: DatasetRepository, listings: Sequence[DatasetListing], runs: Sequence[RunRecord]
 ) -> DatasetListing | None:
-    """The dataset the newest run trained on, else the newest dataset."""
+    """The dataset the newest run trained on; else the newest one that was split (training
+    data is split, eval sets need not be); else the newest dataset."""
     by_name = {listing.name: listing for listing in listings}
     for run in sorted(runs, key=lambda run: run.created_at or 0.0, reverse=True):
         if run.dataset:
             name = run.dataset.split(":", 1)[0].rpartition("@")[0] or run.dataset
             if name in by_name:
                 return by_name[name]
-    if not listings:
-        return None
-    return max(listings, key=lambda listing: listing.created_at)
+    newest_first = sorted(listings, key=lambda listing: listing.created_at, reverse=True)
+    for listing in newest_first:
+        version = datasets.version(f"{listing.name}@{listing.latest_version}")
+        if datasets.splits(version.version_id):
+            return listing
+    return newest_first[0] if newest_first else None
 
 
 def _baseline(evidence: _Evidence) -> EvalRecord | None:
@@ -287,7 +295,9 @@ def _baseline_stage(
             "baseline",
             f"{text}, not scored",
             "attention",
-            f"Score it: `ftod eval import … --label {baseline.label} --scorer NAME`",
+            "No scorer scored it: import its outputs again with one, as in "
+            f"`ftod eval import --data {baseline.data_ref} --outputs FILE --label NEW "
+            "--scorer rouge_l`",
             StageTarget("evals"),
         )
     return StageStatus(
