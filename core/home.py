@@ -125,6 +125,15 @@ def loop_status(
     ]
 
 
+def data_row_ref(repos: LoopRepositories) -> str | None:
+    """NAME@V of the dataset version the data row describes (the one whose knowledge audit
+    `audit_share` should come from), or None when there are no datasets."""
+    listing = _training_dataset(
+        repos.datasets, repos.datasets.list_datasets(), repos.runs.list_runs()
+    )
+    return None if listing is None else f"{listing.name}@{listing.latest_version}"
+
+
 # -- choosing what each row is about -------------------------------------------------------
 
 
@@ -502,6 +511,7 @@ __all__ = [
     "LoopRepositories",
     "StageStatus",
     "StageTarget",
+    "data_row_ref",
     "first_open_stage",
     "loop_status",
 ]

@@ -19,7 +19,14 @@ from textual.notifications import Notify
 from textual.pilot import Pilot
 
 from core.datasets import split_dataset
-from core.home import STAGES, StageStatus, StageTarget, first_open_stage, loop_status
+from core.home import (
+    STAGES,
+    StageStatus,
+    StageTarget,
+    data_row_ref,
+    first_open_stage,
+    loop_status,
+)
 from store.datasets import DatasetRepository
 from store.db import Store
 from store.workspace import Workspace
@@ -83,6 +90,7 @@ def home_screen(app: FtodApp) -> HomeScreen:
 
 def test_an_empty_workspace_has_every_stage_to_do(empty_workspace: Workspace) -> None:
     stages = statuses(empty_workspace)
+    assert data_row_ref(Repositories.over(Store.open(empty_workspace))) is None
     assert {stage.state for stage in stages.values()} == {"todo"}
     assert stages["decide"].status_text == "no decision recorded"
     assert "ftod decide NAME --symptom" in stages["decide"].next_action
@@ -100,6 +108,7 @@ def test_the_demo_tells_the_loop_from_its_store(demo_workspace: Workspace) -> No
     assert stages["data"].status_text == "support-tickets@2, 650 rows, 42 errors"
     assert stages["data"].state == "attention"
     assert stages["data"].target == StageTarget("version", "support-tickets@2")
+    assert data_row_ref(Repositories.over(Store.open(demo_workspace))) == "support-tickets@2"
     # The baseline is the gate's baseline, quoted with the gate's scorer.
     assert stages["baseline"].status_text == "demo-base, rouge_l 0.011"
     assert stages["train"].status_text == "1 succeeded"

@@ -6,9 +6,8 @@ enter goes to that stage's screen (the app routes the request).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -51,14 +50,8 @@ class HomeScreen(FtodScreen):
 
         stages: tuple[StageStatus, ...]
 
-    def __init__(
-        self,
-        decisions: Sequence[Mapping[str, Any]] | None = None,
-        audit_share: float | None = None,
-    ) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._decisions = decisions
-        self._audit_share = audit_share
         self._stages: tuple[StageStatus, ...] = ()
         self._failed = False
 
@@ -117,7 +110,7 @@ class HomeScreen(FtodScreen):
         # directories first (as the runs screen does), unless the CLI holds the store now.
         with contextlib.suppress(StoreBusyError):
             ingest_runs(source.workspace, source.repos.runs)
-        stages = loop_status(source.repos, self._decisions, self._audit_share)
+        stages = loop_status(source.repos)
         self.post_message(self.LoopLoaded(tuple(stages)))
 
     def load_failed(self, error: BaseException | None) -> None:
