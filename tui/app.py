@@ -1,4 +1,5 @@
-"""The ftod dashboard: `FtodApp(workspace)` opens on the datasets screen.
+"""The ftod dashboard: `FtodApp(workspace, initial_screen="home")` opens on Home (the CLI
+does so; the default is still the datasets screen, which the older tests start on).
 
 The app owns no data: it builds one bundle of repositories (`repos`, on first use, from a
 worker thread) and screens read and write the store through it in thread workers. Screens
@@ -45,6 +46,7 @@ from tui.screens.evals import EvalsScreen
 from tui.screens.example import ExampleScreen
 from tui.screens.findings import FindingsScreen
 from tui.screens.help import HelpScreen, help_entries
+from tui.screens.home import HomeScreen, OpenStage
 from tui.screens.launch import LaunchScreen
 from tui.screens.review import ReviewScreen
 from tui.screens.run_detail import RunDetailScreen
@@ -52,6 +54,7 @@ from tui.screens.runs import RunsScreen
 from tui.screens.version import VersionScreen
 
 INITIAL_SCREENS: dict[str, type[Screen[None]]] = {
+    "home": HomeScreen,
     "datasets": DatasetsScreen,
     "runs": RunsScreen,
     "evals": EvalsScreen,
@@ -77,6 +80,14 @@ class FtodApp(App[None]):
             tooltip="Every eval; enter opens the review room on a pair",
         ),
         Binding("D", "datasets", "Datasets", show=False, id="app.datasets", tooltip="The datasets"),
+        Binding(
+            "h",
+            "home",
+            "Home",
+            show=False,
+            id="app.home",
+            tooltip="The loop on one screen: each stage's status and next action",
+        ),
     ]
 
     def __init__(
@@ -165,6 +176,9 @@ class FtodApp(App[None]):
     def action_datasets(self) -> None:
         self._show_screen_kind(DatasetsScreen)
 
+    def action_home(self) -> None:
+        self._show_screen_kind(HomeScreen)
+
     def action_help(self) -> None:
         screen = self.screen
         if isinstance(screen, HelpScreen | CommandPalette):
@@ -207,6 +221,24 @@ class FtodApp(App[None]):
             self.pop_screen()
         self.notify(f"Run {event.run_id} started", title="Launched", markup=False)
         self.push_screen(RunDetailScreen(event.run_id))
+
+    @on(OpenStage)
+    def _open_stage(self, event: OpenStage) -> None:
+        target = event.stage.target
+        if target is None:
+            return
+        if target.screen == "datasets":
+            self._show_screen_kind(DatasetsScreen)
+        elif target.screen == "version":
+            self.push_screen(VersionScreen(ref=target.ref))
+        elif target.screen == "evals":
+            self._show_screen_kind(EvalsScreen)
+        elif target.screen == "runs":
+            self._show_screen_kind(RunsScreen)
+        elif target.screen == "run":
+            self.push_screen(RunDetailScreen(target.ref))
+        else:
+            self.push_screen(ReviewScreen(target.ref, target.other))
 
     @on(FtodScreen.LoadFailed)
     def _show_worker_error(self, event: FtodScreen.LoadFailed) -> None:

@@ -55,7 +55,7 @@ def main(ctx: click.Context, workspace: Path | None) -> None:
 def open_dashboard(ctx: click.Context) -> None:
     from tui.app import FtodApp
 
-    FtodApp(_workspace(ctx)).run()
+    FtodApp(_workspace(ctx), initial_screen="home").run()
 
 
 @main.command()
@@ -91,7 +91,7 @@ def demo(no_open: bool, folder: Path | None) -> None:
     if not no_open:
         from tui.app import FtodApp
 
-        FtodApp(workspace).run()
+        FtodApp(workspace, initial_screen="home").run()
 
 
 @main.group()

@@ -1,8 +1,8 @@
 """The command palette (ctrl+p): commands that depend on where the user is.
 
 "Open dataset NAME" for each dataset the datasets screen has loaded, "Show findings:
-CHECK" for each check of the version open on the stack, "Add dataset file…", "Evals" and
-"Help".
+CHECK" for each check of the version open on the stack, "Add dataset file…", "Home",
+"Evals" and "Help".
 Nothing here reads the store: it offers what the screens already loaded.
 """
 
@@ -78,6 +78,13 @@ class FtodCommands(Provider):
                     datasets_screen.action_add,
                 )
             )
+        found.append(
+            PaletteCommand(
+                "Home",
+                "The loop decide → ship: each stage's status from the store and its next action",
+                partial(app.run_action, "home"),
+            )
+        )
         found.append(
             PaletteCommand(
                 "Evals",

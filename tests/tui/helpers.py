@@ -167,9 +167,12 @@ def showing(app: App[Any], screen: Screen[Any]) -> bool:
     return app.screen is screen
 
 
-def make_app(workspace: Workspace) -> FtodApp:
-    """The app as the CLI builds it, with animations off (pilot waits for each to end)."""
-    app = FtodApp(workspace)
+def make_app(workspace: Workspace, initial_screen: str = "datasets") -> FtodApp:
+    """The app as the CLI builds it, with animations off (pilot waits for each to end).
+
+    The older tests start on the datasets screen; `ftod` itself opens on "home".
+    """
+    app = FtodApp(workspace, initial_screen=initial_screen)
     app.animation_level = "none"
     return app
 
