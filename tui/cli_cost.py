@@ -3,13 +3,12 @@ run and evals, with every price shown as the assumption it is."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from tui.cli_common import _workspace, json_option, reports_errors
+from tui.cli_common import _workspace, json_option, print_json, reports_errors
 
 # flag name → (assumption key, help, upper bound)
 _PRICE_FLAGS: tuple[tuple[str, str, str, float | None], ...] = (
@@ -129,7 +128,7 @@ def cost(
         tokenizer_dir=tokenizer,
     )
     if as_json:
-        click.echo(json.dumps(report.as_json(), allow_nan=False))
+        print_json(report.as_json())
         return
     _print_report(report)
 

@@ -153,6 +153,9 @@ def decide_one(
         )
     settings = load_settings(_workspace(ctx).root)
     decision = decide_from_store(repos, request, settings, with_gate=refresh)
+    cost = _cost_at_volume(ctx, repos, request, settings, decision.as_json()["links"])
+    if cost is not None:
+        decision = decide_from_store(repos, request, settings, cost=cost, with_gate=refresh)
     payload = decision.as_json()
     version = None
     if name is not None:
@@ -164,6 +167,36 @@ def decide_one(
     _print_decision(payload)
     if version is not None:
         click.echo(f"Stored as decision {name}@{version}.")
+
+
+def _cost_at_volume(
+    ctx: click.Context, repos: Any, request: Any, settings: Any, links: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`ftod cost` for the decision: only at a stated volume (--requests-per-day), with the
+    decision's baseline and, once there is one, the gated candidate; prices from the
+    workspace settings, shown as assumptions. None when no volume was stated."""
+    if request.requests_per_day is None:
+        return None
+    from core.decide.cost import CostAssumptions, cost_report
+    from store.runs import RunRepository
+
+    runs = RunRepository(repos.datasets.store)
+    succeeded = [record for record in runs.list_runs() if record.state == "succeeded"]
+
+    def label(eval_id: int | None) -> str | None:
+        return None if eval_id is None else str(repos.evals.eval_by_id(eval_id).label)
+
+    report = cost_report(
+        workspace=_workspace(ctx),
+        runs=runs,
+        evals=repos.evals,
+        run_id=succeeded[0].run_id if succeeded else None,
+        baseline_eval=label(links.get("baseline_eval_id")),
+        candidate_eval=label(links.get("candidate_eval_id")),
+        requests_per_day=request.requests_per_day,
+        assumptions=CostAssumptions.resolve(settings),
+    )
+    return report.as_json()
 
 
 def _store(repos: Any, name: str, request: Any, payload: dict[str, Any]) -> int:

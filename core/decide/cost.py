@@ -623,9 +623,24 @@ class CostReport:
                 "reason": self.inference_reason,
             },
             "break_even": [item.as_json() for item in self.break_even],
+            "break_even_reached": self.break_even_reached,
             "table": [option.as_json() for option in self.table],
             "notes": list(self.notes),
         }
+
+    @property
+    def break_even_reached(self) -> bool | None:
+        """Whether the fine-tune pays for itself against every alternative: False when a
+        known daily saving never repays it, None when a price or a side is unknown."""
+        if not self.break_even:
+            return None
+        if any(
+            item.days is None and item.saving_per_day.usd is not None for item in self.break_even
+        ):
+            return False
+        if all(item.days is not None for item in self.break_even):
+            return True
+        return None
 
 
 def break_even_days(one_off_usd: float, saving_per_day_usd: float) -> float | None:

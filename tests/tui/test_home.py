@@ -347,3 +347,20 @@ def test_ftod_alone_and_ftod_demo_open_on_home(
     demo = CliRunner().invoke(main, ["demo", "--dir", str(demo_workspace.root.parent)])
     assert demo.exit_code == 0, demo.output
     assert opened == [HomeScreen, HomeScreen]
+
+
+async def test_a_stored_decision_shows_on_the_decide_row(demo_workspace: Workspace) -> None:
+    from click.testing import CliRunner
+
+    from tui.cli import main
+
+    decided = CliRunner().invoke(
+        main,
+        ["--workspace", str(demo_workspace.root), "decide", "house-voice", "--symptom", "tone"],
+    )
+    assert decided.exit_code == 0, decided.output
+    app = home_app(demo_workspace)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        decide_row = dict(rows_shown(home_screen(app)))["decide"]
+        assert "house-voice" in decide_row

@@ -110,7 +110,7 @@ class HomeScreen(FtodScreen):
         # directories first (as the runs screen does), unless the CLI holds the store now.
         with contextlib.suppress(StoreBusyError):
             ingest_runs(source.workspace, source.repos.runs)
-        stages = loop_status(source.repos)
+        stages = loop_status(source.repos, decisions=_newest_decisions(source))
         self.post_message(self.LoopLoaded(tuple(stages)))
 
     def load_failed(self, error: BaseException | None) -> None:
@@ -190,3 +190,15 @@ def _target_text(target: StageTarget) -> str:
     if target.screen == "review":
         return f"the review room, {target.ref} vs {target.other}"
     return f"the {target.screen} screen"
+
+
+def _newest_decisions(source: DataSource) -> list[dict[str, object]]:
+    """The latest version of every stored decision, newest first, as the decide row reads it."""
+    from store.decisions import DecisionRepository
+
+    latest = DecisionRepository(source.repos.datasets.store).list_latest()
+    latest.sort(key=lambda pair: pair[0].created_at, reverse=True)
+    return [
+        {"name": record.name, "verdict": record.verdict, "version": record.version}
+        for record, _versions in latest
+    ]
