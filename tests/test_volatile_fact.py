@@ -486,3 +486,47 @@ def test_audit_version_reads_the_store_whole_or_one_split(
     with pytest.raises(InputError):
         audit_version(repository, version_id, split="holdout")
     assert audit_version(repository, version_id, terms=("on time",)).by_kind["plan_name"] == 20
+
+
+def test_the_demo_dataset_gives_a_sensible_audit() -> None:
+    """The book's story: the support answers recite prices and return windows."""
+    demo = ROOT / "sample_runs" / "support_tickets" / "support_tickets.jsonl"
+    audit = check_file(demo).knowledge_audit
+    assert audit is not None
+    assert 0.2 <= audit.share <= 0.6, audit.share
+    ranked = sorted(audit.by_kind, key=lambda kind: -audit.by_kind[kind])
+    assert ranked[:2] == ["policy_duration", "price"]
+    assert all(audit.by_kind[kind] > 0 for kind in KINDS)
+    assert ("policy_duration", "within 30 days") in {(k, v) for k, v, _ in audit.top_facts}
+    assert audit.drift == []  # the demo's rows carry no dates
+
+
+async def test_the_version_screen_shows_the_audit(
+    tmp_path: Path, workspace: Any, repository: Any
+) -> None:
+    from textual.widgets import Static, TabbedContent
+
+    from tests.conftest import write_jsonl
+    from tests.tui.helpers import make_app, plain, press, settle
+    from tui.screens.version import VersionScreen
+
+    source = write_jsonl(tmp_path / "data.jsonl", refund_rows())
+    add_dataset(workspace, repository, source, "refunds", CheckOptions())
+    app = make_app(workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press(pilot, "enter")
+        screen = app.screen
+        assert isinstance(screen, VersionScreen)
+        await press(pilot, "6")
+        assert screen.query_one("#version-tabs", TabbedContent).active == "audit"
+        panel = screen.query_one("#audit-panel", Static)
+        assert panel.region.height > 0
+        shown = plain(panel.content, width=76)  # type: ignore[arg-type]
+        assert "83.3% of assistant turns (5 of 6)" in shown
+        assert "policy_duration 5" in shown
+        assert "within 30 days" in shown
+        assert "refund accepted" in shown
+        assert "refund accepted (policy_duration)" in shown
+        assert "30 days  2022-03-01 → 2023-06-15      3" in shown
+        assert "14 days  2025-01-10 → 2025-04-02      2" in shown

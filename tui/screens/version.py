@@ -38,7 +38,7 @@ TABS: tuple[tuple[str, str], ...] = (
     ("splits", "Splits"),
     ("audit", "Audit"),
 )
-AUDIT_DRIFT_ROWS = 4  # drift entries shown; the panel scrolls, but 80×24 should hold these
+AUDIT_DRIFT_ROWS = 3  # drift entries shown, so the panel fits an 80×24 terminal
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,15 +439,20 @@ def audit_panel(audit: KnowledgeAudit | None) -> RenderableType:
     parts: list[RenderableType] = [head, top, Text("")]
     if audit.drift:
         drift = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-        drift.add_column("drift: topic")
-        drift.add_column("kind")
-        drift.add_column("value (first → last date)")
+        drift.add_column("drifted: topic (kind)")
+        drift.add_column("value")
+        drift.add_column("first → last date")
+        drift.add_column("turns", justify="right")
         for entry in audit.drift[:AUDIT_DRIFT_ROWS]:
-            values = "  ".join(
-                f"{item['value']} ({item['first_date']}→{item['last_date']})"
-                for item in entry["values"][:3]
-            )
-            drift.add_row(entry["topic"], entry["kind"], values)
+            # One line per value, the topic on the first: a value is short, 80 columns hold it.
+            for position, item in enumerate(entry["values"][:3]):
+                topic = f"{entry['topic']} ({entry['kind']})" if position == 0 else ""
+                drift.add_row(
+                    Text(topic, overflow="ellipsis", no_wrap=True),
+                    Text(str(item["value"]), overflow="ellipsis", no_wrap=True),
+                    f"{item['first_date']} → {item['last_date']}",
+                    f"{item['count']:,}",
+                )
         parts.append(drift)
         if len(audit.drift) > AUDIT_DRIFT_ROWS:
             parts.append(
