@@ -396,8 +396,8 @@ class AuditBuilder:
                         "volatile_fact",
                         "warning",
                         (line,),
-                        f"assistant turn {turn} states a {KIND_LABELS[kind]} that can go "
-                        f"stale: {values}{more}; a fine-tune would freeze it into the weights",
+                        f"{KIND_LABELS[kind]} {values}{more} in assistant turn {turn} can go "
+                        "stale; a fine-tune would freeze it into the weights",
                         kind=kind,
                         value=kind_matches[0].value,
                     )
