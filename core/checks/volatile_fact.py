@@ -59,68 +59,100 @@ _UNIT_ADJ = r"(?:hour|day|week|month|year)"
 _CURRENCY_CODE = r"(?:USD|EUR|GBP|JPY|CAD|AUD|CHF|INR|SEK|NOK|DKK|NZD)"
 _AMOUNT = r"\d{1,3}(?:[,.\u202f ]\d{3})*(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 
-# The patterns with a digit in them; `re.finditer` runs once over a turn for all of them.
-_DIGIT_PATTERN = re.compile(
-    "|".join(
-        [
-            # price
-            rf"(?P<price>(?:US|CA|AU|NZ|HK|S)?[$€£¥₹](?:\s?(?:{_AMOUNT}))(?:\s?(?:[kKmM]\b|million|billion))?"
-            rf"|\b(?:{_AMOUNT})\s?(?:{_CURRENCY_CODE}\b|(?i:dollars|euros|pounds)\b)"
-            rf"|\b{_CURRENCY_CODE}\s?(?:{_AMOUNT})\b"
-            rf"|\b(?:{_AMOUNT})\s?[€£]"
-            r")",
-            # date
-            rf"(?P<date>(?<![\w-]){_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\w-])"
-            rf"|(?<![\w/.])\d{{1,2}}/\d{{1,2}}/{_YEAR}\b"
-            rf"|\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+{_YEAR})?\b(?!\s*(?:%|[-:]\d))"
-            rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\.?,?\s+{_YEAR}\b"
-            rf"|\b{_MONTH}\.?,?\s+(?:of\s+)?{_YEAR}\b"
-            rf"|\b[QH][1-4]\s?(?:FY\s?)?(?:{_YEAR}|'\d{{2}})\b"
-            rf"|\b(?i:by|until|before|through|since|effective|starting|from|end\s+of|in\s+early|in\s+late)"
-            rf"\s+(?:the\s+end\s+of\s+)?{_YEAR}\b(?![-./]\d)"
-            r")",
-            # policy_duration
-            r"(?P<policy_duration>"
-            r"\b(?i:within|no\s+later\s+than|not\s+later\s+than|up\s+to|at\s+least|at\s+most"
-            r"|after|before|kept\s+for|stored\s+for|retained\s+for|held\s+for|valid\s+for"
-            r"|available\s+for|guaranteed\s+for|covered\s+for|free\s+for|extended\s+(?:to|for)"
-            r"|expires?\s+(?:in|after)|lasts|last\s+for|for\s+up\s+to|every)"
-            rf"\s+(?:a\s+|the\s+|first\s+|next\s+|another\s+)?{_NUM}(?:\s*(?:-|–|to)\s*{_NUM})?"
-            rf"\s*(?i:{_UNIT})\b"
-            rf"|\b{_NUM}(?:\s*(?:-|–|to)\s*{_NUM})?\s+(?i:business|working|calendar)\s+days?\b"
-            # "a 14-day trial", "2-year limited warranty", "30 day return window"
-            rf"|\b{_NUM}(?:-|\s)(?i:{_UNIT_ADJ})[- ](?!(?i:old|long|ago|away|time|delay)\b)"
-            r"(?:(?i:free|limited|money)[- ])?[A-Za-z]{3,}"
-            r"(?:[- ](?i:protection|guarantee|warranty|window|period|policy|trial|returns?"
-            r"|refunds?|back|exchange)\b)?"
-            r"|\b(?i:window|period|policy|trial|warranty|guarantee|retention|grace\s+period"
-            r"|deadline|term)\s+(?i:is|of|lasts|runs|spans|covers|is\s+now|is\s+only)\s+"
-            rf"{_NUM}\s*(?i:{_UNIT})\b"
-            rf"|\b{_NUM}\s*(?i:{_UNIT})\s+(?i:to\s+(?:return|cancel|request|claim|report|dispute"
-            r"|exchange|change|send|file|get\s+a\s+refund)|of\s+(?:purchase|delivery|receipt"
-            r"|the\s+(?:charge|purchase|order|invoice|delivery)))\b"
-            r")",
-            # version
-            r"(?P<version>\b(?i:version|ver\.|release|firmware|build|update|patch)\s+v?\d+(?:\.\d+)+\b"
-            r"|\b(?i:version|release|firmware)\s+v?\d+\b(?!\s*(?i:of|times|minutes|seconds|steps))"
-            r"|(?<![\w.])v\d+(?:\.\d+)*\b"
-            r"|\b(?:API|SDK|iOS|iPadOS|macOS|Android|Windows|Python|Node(?:\.js)?|Chrome|Firefox"
-            r"|Safari|Ubuntu|Debian|Java|Xcode|PHP|Ruby|Kotlin|Swift|TLS|OpenSSL)\s+v?\d+(?:\.\d+)*\b"
-            r"(?!\s*(?i:%|percent|minutes|seconds|hours|days|times|steps|items|errors?|users))"
-            r"|(?<![\w.])\d{1,3}\.\d{1,3}\.\d{1,4}(?![\w.]|\.\d)"
-            r")",
-        ]
-    )
+# The patterns with a digit in them, one per kind; each runs only when its gate (plain
+# substring tests, a fraction of a microsecond) says the turn can hold that kind, because
+# a keyword-led pattern costs tens of microseconds per turn to scan.
+_DIGIT_KIND_SOURCES: tuple[str, ...] = tuple(
+    [
+        # price
+        rf"(?P<price>(?:US|CA|AU|NZ|HK|S)?[$€£¥₹](?:\s?(?:{_AMOUNT}))(?:\s?(?:[kKmM]\b|million|billion))?"
+        rf"|\b(?:{_AMOUNT})\s?(?:{_CURRENCY_CODE}\b|(?i:dollars|euros|pounds)\b)"
+        rf"|\b{_CURRENCY_CODE}\s?(?:{_AMOUNT})\b"
+        rf"|\b(?:{_AMOUNT})\s?[€£]"
+        r")",
+        # date
+        rf"(?P<date>(?<![\w-]){_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\w-])"
+        rf"|(?<![\w/.])\d{{1,2}}/\d{{1,2}}/{_YEAR}\b"
+        rf"|\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+{_YEAR})?\b(?!\s*(?:%|[-:]\d))"
+        rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\.?,?\s+{_YEAR}\b"
+        rf"|\b{_MONTH}\.?,?\s+(?:of\s+)?{_YEAR}\b"
+        rf"|\b[QH][1-4]\s?(?:FY\s?)?(?:{_YEAR}|'\d{{2}})\b"
+        rf"|\b(?i:by|until|before|through|since|effective|starting|from|end\s+of|in\s+early|in\s+late)"
+        rf"\s+(?:the\s+end\s+of\s+)?{_YEAR}\b(?![-./]\d)"
+        r")",
+        # policy_duration
+        r"(?P<policy_duration>"
+        r"\b(?i:within|no\s+later\s+than|not\s+later\s+than|up\s+to|at\s+least|at\s+most"
+        r"|after|before|kept\s+for|stored\s+for|retained\s+for|held\s+for|valid\s+for"
+        r"|available\s+for|guaranteed\s+for|covered\s+for|free\s+for|extended\s+(?:to|for)"
+        r"|expires?\s+(?:in|after)|lasts|last\s+for|for\s+up\s+to|every)"
+        rf"\s+(?:a\s+|the\s+|first\s+|next\s+|another\s+)?{_NUM}(?:\s*(?:-|–|to)\s*{_NUM})?"
+        rf"\s*(?i:{_UNIT})\b"
+        rf"|\b{_NUM}(?:\s*(?:-|–|to)\s*{_NUM})?\s+(?i:business|working|calendar)\s+days?\b"
+        # "a 14-day trial", "2-year limited warranty", "30 day return window"
+        rf"|\b{_NUM}(?:-|\s)(?i:{_UNIT_ADJ})[- ](?!(?i:old|long|ago|away|time|delay)\b)"
+        r"(?:(?i:free|limited|money)[- ])?[A-Za-z]{3,}"
+        r"(?:[- ](?i:protection|guarantee|warranty|window|period|policy|trial|returns?"
+        r"|refunds?|back|exchange)\b)?"
+        r"|\b(?i:window|period|policy|trial|warranty|guarantee|retention|grace\s+period"
+        r"|deadline|term)\s+(?i:is|of|lasts|runs|spans|covers|is\s+now|is\s+only)\s+"
+        rf"{_NUM}\s*(?i:{_UNIT})\b"
+        rf"|\b{_NUM}\s*(?i:{_UNIT})\s+(?i:to\s+(?:return|cancel|request|claim|report|dispute"
+        r"|exchange|change|send|file|get\s+a\s+refund)|of\s+(?:purchase|delivery|receipt"
+        r"|the\s+(?:charge|purchase|order|invoice|delivery)))\b"
+        r")",
+        # version
+        r"(?P<version>\b(?i:version|ver\.|release|firmware|build|update|patch)\s+v?\d+(?:\.\d+)+\b"
+        r"|\b(?i:version|release|firmware)\s+v?\d+\b(?!\s*(?i:of|times|minutes|seconds|steps))"
+        r"|(?<![\w.])v\d+(?:\.\d+)*\b"
+        r"|\b(?:API|SDK|iOS|iPadOS|macOS|Android|Windows|Python|Node(?:\.js)?|Chrome|Firefox"
+        r"|Safari|Ubuntu|Debian|Java|Xcode|PHP|Ruby|Kotlin|Swift|TLS|OpenSSL)\s+v?\d+(?:\.\d+)*\b"
+        r"(?!\s*(?i:%|percent|minutes|seconds|hours|days|times|steps|items|errors?|users))"
+        r"|(?<![\w.])\d{1,3}\.\d{1,3}\.\d{1,4}(?![\w.]|\.\d)"
+        r")",
+    ]
 )
+_DIGIT_KIND_PATTERNS = tuple(re.compile(source) for source in _DIGIT_KIND_SOURCES)
+_CURRENCY_SIGNS = "$€£¥₹"
+_CURRENCY_WORDS = ("usd", "eur", "gbp", "jpy", "cad", "aud", "chf", "inr", "sek", "nok", "dkk")
+_CURRENCY_WORDS += ("nzd", "dollar", "euro", "pound")
+_MONTH_STEMS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_UNIT_STEMS = ("hour", "day", "week", "month", "year")
+_VERSION_WORDS = ("version", "ver.", "release", "firmware", "build", "update", "patch", "api")
+_VERSION_WORDS += ("sdk", "ios", "macos", "android", "windows", "python", "node", "chrome")
+_VERSION_WORDS += ("firefox", "safari", "ubuntu", "debian", "java", "xcode", "php", "ruby")
+_VERSION_WORDS += ("kotlin", "swift", "tls", "openssl")
+_YEARISH = re.compile(r"(?:19|20)\d\d")
+_VERSIONISH = re.compile(r"v\d|\d\.\d+\.\d")
+
+
+def _may_hold_price(text: str, lowered: str) -> bool:
+    return any(sign in text for sign in _CURRENCY_SIGNS) or any(
+        word in lowered for word in _CURRENCY_WORDS
+    )
+
+
+def _may_hold_date(text: str, lowered: str) -> bool:
+    return _YEARISH.search(text) is not None or any(stem in lowered for stem in _MONTH_STEMS)
+
+
+def _may_hold_duration(text: str, lowered: str) -> bool:
+    return any(stem in lowered for stem in _UNIT_STEMS)
+
+
+def _may_hold_version(text: str, lowered: str) -> bool:
+    return _VERSIONISH.search(text) is not None or any(word in lowered for word in _VERSION_WORDS)
+
+
+_DIGIT_KIND_GATES = (_may_hold_price, _may_hold_date, _may_hold_duration, _may_hold_version)
 
 _URL_PATTERN = re.compile(r"(?P<url>\bhttps?://[^\s<>\"'`)\]]+|\bwww\.[^\s<>\"'`)\]]+)")
 _URL_TRAILING = ".,;:!?*_"
 
-# "plan" followed by "to"/"for" is the verb ("We plan to call"), never a plan's name.
-_PLAN_KEYWORD = (
-    r"(?i:plans?|tiers?|editions?|packages?|bundles?|memberships?)"
-    r"(?![ \t]+(?i:to|for|on|ahead|accordingly|out)\b)"
-)
+_PLAN_KEYWORD = r"(?i:plans?|tiers?|editions?|packages?|bundles?|memberships?)"
+# After a capitalised word, "plan to"/"plan for" is the verb ("We plan to call", "Please
+# plan for"); after a tier word ("the premium plan for teams") it is still a plan's name.
+_NOT_VERB = r"(?![ \t]+(?i:to|for|on|ahead|accordingly|out)\b)"
 _TIER_WORDS = (
     r"(?i:free|basic|starter|standard|plus|pro|premium|business|enterprise|team|growth"
     r"|unlimited|family|professional|ultimate|essentials?|advanced|deluxe|gold|silver"
@@ -128,6 +160,7 @@ _TIER_WORDS = (
 )
 _PLAN_PATTERN = re.compile(
     rf"(?P<plan_name>\b(?:[A-Z][\w+&'-]*[ \t]+){{0,2}}[A-Z][\w+&'-]*[ \t]+{_PLAN_KEYWORD}\b"
+    rf"{_NOT_VERB}"
     rf"|\b{_TIER_WORDS}(?:[ \t]+{_TIER_WORDS})?[ \t]+{_PLAN_KEYWORD}\b)"
 )
 _PLAN_HINT = re.compile(r"(?i:plan|tier|edition|package|bundle|membership)")
@@ -190,10 +223,14 @@ def find_volatile_facts(text: str, terms: re.Pattern[str] | None = None) -> list
     """Every volatile fact in one assistant turn, in text order, overlaps removed."""
     matches: list[VolatileMatch] = []
     if _DIGIT_HINT.search(text) is not None:
-        for match in _DIGIT_PATTERN.finditer(text):
-            kind = match.lastgroup
-            if kind is not None:
-                matches.append(VolatileMatch(kind, match.group(), match.start(), match.end()))
+        lowered = text.lower()
+        for may_hold, pattern in zip(_DIGIT_KIND_GATES, _DIGIT_KIND_PATTERNS, strict=True):
+            if not may_hold(text, lowered):
+                continue
+            for match in pattern.finditer(text):
+                kind = match.lastgroup
+                if kind is not None:
+                    matches.append(VolatileMatch(kind, match.group(), match.start(), match.end()))
     if "http" in text or "www." in text:
         for url in _URL_PATTERN.finditer(text):
             link = url.group().rstrip(_URL_TRAILING)
