@@ -114,11 +114,32 @@ _DIGIT_KIND_SOURCES: tuple[str, ...] = tuple(
 )
 _DIGIT_KIND_PATTERNS = tuple(re.compile(source) for source in _DIGIT_KIND_SOURCES)
 _CURRENCY_SIGNS = "$€£¥₹"
-_CURRENCY_WORDS = ("usd", "eur", "gbp", "jpy", "cad", "aud", "chf", "inr", "sek", "nok", "dkk")
+_CURRENCY_WORDS: tuple[str, ...] = (
+    "usd",
+    "eur",
+    "gbp",
+    "jpy",
+    "cad",
+    "aud",
+    "chf",
+    "inr",
+    "sek",
+    "nok",
+    "dkk",
+)
 _CURRENCY_WORDS += ("nzd", "dollar", "euro", "pound")
 _MONTH_STEMS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _UNIT_STEMS = ("hour", "day", "week", "month", "year")
-_VERSION_WORDS = ("version", "ver.", "release", "firmware", "build", "update", "patch", "api")
+_VERSION_WORDS: tuple[str, ...] = (
+    "version",
+    "ver.",
+    "release",
+    "firmware",
+    "build",
+    "update",
+    "patch",
+    "api",
+)
 _VERSION_WORDS += ("sdk", "ios", "macos", "android", "windows", "python", "node", "chrome")
 _VERSION_WORDS += ("firefox", "safari", "ubuntu", "debian", "java", "xcode", "php", "ruby")
 _VERSION_WORDS += ("kotlin", "swift", "tls", "openssl")
