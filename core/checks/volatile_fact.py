@@ -128,23 +128,32 @@ _CURRENCY_WORDS: tuple[str, ...] = (
     "dkk",
 )
 _CURRENCY_WORDS += ("nzd", "dollar", "euro", "pound")
-_MONTH_STEMS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_UNIT_STEMS = ("hour", "day", "week", "month", "year")
-_VERSION_WORDS: tuple[str, ...] = (
-    "version",
-    "ver.",
-    "release",
-    "firmware",
-    "build",
-    "update",
-    "patch",
-    "api",
+_MONTH_NAMES: tuple[str, ...] = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
 )
-_VERSION_WORDS += ("sdk", "ios", "macos", "android", "windows", "python", "node", "chrome")
-_VERSION_WORDS += ("firefox", "safari", "ubuntu", "debian", "java", "xcode", "php", "ruby")
-_VERSION_WORDS += ("kotlin", "swift", "tls", "openssl")
-_YEARISH = re.compile(r"(?:19|20)\d\d")
-_VERSIONISH = re.compile(r"v\d|\d\.\d+\.\d")
+_MONTH_NAMES += ("Dec",)
+_VERSION_WORDS: tuple[str, ...] = ("version", "release", "firmware", "ios", "macos", "android")
+_VERSION_WORDS += ("windows", "python", "node", "chrome", "firefox", "safari", "ubuntu")
+_VERSION_WORDS += ("debian", "java", "xcode", "php", "ruby", "kotlin", "swift", "tls", "openssl")
+# Gates: digit-led patterns (the regex engine skips to the digits), so a turn that only
+# says "today" or "updated" never pays for the keyword-led patterns of its kind.
+_YEARISH = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+_UNIT_NEAR_DIGIT = re.compile(
+    r"\d(?:[ -]|\s*(?:-|–|to)\s*\d+[ -]?)(?:business |working |calendar )?"
+    r"(?i:hour|day|week|month|year)"
+)
+_VERSIONISH = re.compile(r"v\d|\d\.\d")
+_WORD_THEN_DIGIT = re.compile(r"[A-Za-z][ \t]+v?\d")
 
 
 def _may_hold_price(text: str, lowered: str) -> bool:
@@ -154,15 +163,19 @@ def _may_hold_price(text: str, lowered: str) -> bool:
 
 
 def _may_hold_date(text: str, lowered: str) -> bool:
-    return _YEARISH.search(text) is not None or any(stem in lowered for stem in _MONTH_STEMS)
+    return any(month in text for month in _MONTH_NAMES) or _YEARISH.search(text) is not None
 
 
 def _may_hold_duration(text: str, lowered: str) -> bool:
-    return any(stem in lowered for stem in _UNIT_STEMS)
+    return _UNIT_NEAR_DIGIT.search(text) is not None
 
 
 def _may_hold_version(text: str, lowered: str) -> bool:
-    return _VERSIONISH.search(text) is not None or any(word in lowered for word in _VERSION_WORDS)
+    if _VERSIONISH.search(text) is not None:
+        return True
+    return any(word in lowered for word in _VERSION_WORDS) and (
+        _WORD_THEN_DIGIT.search(text) is not None
+    )
 
 
 _DIGIT_KIND_GATES = (_may_hold_price, _may_hold_date, _may_hold_duration, _may_hold_version)
