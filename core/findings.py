@@ -44,6 +44,9 @@ class Finding:
     message: str
     other: OtherRef | None = None
     spans: tuple[PiiSpan, ...] = field(default=())
+    # Only volatile_fact findings carry these: the kind of stale fact and its text.
+    kind: str | None = None
+    value: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The contract shape of `data check --json` (spans are an ftod extra)."""
@@ -57,4 +60,7 @@ class Finding:
             payload["other"] = {"path": self.other.path, "lines": list(self.other.lines)}
         if self.spans:
             payload["spans"] = [span.as_json() for span in self.spans]
+        if self.kind is not None:
+            payload["kind"] = self.kind
+            payload["value"] = self.value
         return payload

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from core.checks import invalid_schema, minhash
+from core.checks import invalid_schema, minhash, volatile_fact
 from core.checks.base import SYSTEM_ROLES, DatasetContext, ParsedRows, RowContext, digest
 from core.checks.base import ProgressCallback as ProgressCallback
 from core.checks.registry import AGAINST_CHECKS, DATASET_CHECKS, ROW_CHECKS
@@ -53,6 +53,7 @@ class CheckOptions:
     near_dup_threshold: float = minhash.DEFAULT_THRESHOLD
     against: tuple[Path, ...] = ()
     workers: int | None = None  # processes for the row scan; None: by file size and CPUs
+    volatile_terms: tuple[str, ...] = ()  # the user's own volatile_fact terms (plan names)
 
 
 SINK_BATCH_ROWS = 20_000
@@ -70,6 +71,7 @@ class CheckReport:
     findings: list[Finding]
     summary: dict[str, Any]
     staged_files: list[Path] = field(default_factory=list)
+    knowledge_audit: volatile_fact.KnowledgeAudit | None = None
 
     @property
     def error_count(self) -> int:
@@ -91,6 +93,11 @@ class CheckReport:
             "counts": {"errors": self.error_count, "warnings": self.warning_count},
             "findings": [finding.as_json() for finding in self.findings],
             "summary": self.summary,
+            **(
+                {"knowledge_audit": self.knowledge_audit.as_json()}
+                if self.knowledge_audit is not None
+                else {}
+            ),
         }
 
 
@@ -117,6 +124,7 @@ class _Scanner:
         self.summary = SummaryBuilder()
         self.rows = 0
         self.valid_rows = 0
+        self.audit = volatile_fact.AuditBuilder.for_terms(options.volatile_terms)
         self._batch: dict[str, list[Any]] = {name: [] for name in STORED_COLUMNS}
 
     def _flush(self) -> None:
@@ -208,6 +216,13 @@ class _Scanner:
         )
         for check in ROW_CHECKS:
             self.findings.extend(check.find(context))
+        self.findings.extend(
+            self.audit.add_turns(
+                row.line,
+                [text for text in assistant_parts if text],
+                volatile_fact.row_date(row.value, conversation.metadata),
+            )
+        )
 
         label = _metadata_string(conversation.metadata, "label")
         slice_name = _metadata_string(conversation.metadata, "slice")
@@ -265,6 +280,7 @@ class ScanResult:
     rows: int
     valid_rows: int
     staged_files: list[Path]
+    audit: volatile_fact.AuditBuilder
 
 
 def _merge(results: list[ScanResult]) -> ScanResult:
@@ -276,6 +292,7 @@ def _merge(results: list[ScanResult]) -> ScanResult:
         merged.rows += part.rows
         merged.valid_rows += part.valid_rows
         merged.staged_files.extend(part.staged_files)
+        merged.audit.merge(part.audit)
     return merged
 
 
@@ -308,6 +325,7 @@ def _scan_part(
         scanner.rows,
         scanner.valid_rows,
         [staging_file] if staging_file is not None else [],
+        scanner.audit,
     )
 
 
@@ -511,6 +529,7 @@ def check_file(
         findings=findings,
         summary=summary,
         staged_files=scanned.staged_files,
+        knowledge_audit=scanned.audit.build(),
     )
 
 

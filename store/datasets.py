@@ -435,6 +435,29 @@ class DatasetRepository:
         for batch in batches:
             yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
 
+    def iter_audit_rows(
+        self, version_id: int, split_id: int | None = None, split: str | None = None
+    ) -> Iterator[tuple[int, str, str | None, str | None]]:
+        """(line, messages, metadata, raw) of every parsed row, or of one split's rows.
+
+        What the knowledge audit reads: the raw row too, since a row's date may sit in a
+        top-level `created_at` or `timestamp` rather than in its metadata.
+        """
+        if split_id is not None:
+            query = """SELECT e.line, e.messages, e.metadata, e.raw FROM examples e
+                       JOIN split_assignments s ON s.line = e.line AND s.split_id = ?
+                       WHERE e.version_id = ? AND e.messages IS NOT NULL AND s.split = ?
+                       ORDER BY e.line"""
+            params: list[Any] = [split_id, version_id, split]
+        else:
+            query = """SELECT line, messages, metadata, raw FROM examples
+                       WHERE version_id = ? AND messages IS NOT NULL ORDER BY line"""
+            params = [version_id]
+        with self.store.reading() as connection:
+            batches = list(connection.sql(query, params=params).to_arrow_reader(10_000))
+        for batch in batches:
+            yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
+
     # -- writes ------------------------------------------------------------------------
     def add_version(
         self,

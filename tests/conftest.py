@@ -72,7 +72,7 @@ CLEAN_TOPICS = [
     ),
     (
         "What is your return window for shoes that do not fit?",
-        "Unworn shoes can be returned within 60 days for a full refund or an exchange.",
+        "Unworn shoes can be returned for a full refund or an exchange.",
     ),
     (
         "The app crashes when I open my order history on Android.",

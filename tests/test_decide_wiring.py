@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -19,7 +20,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project / ".ftod"
 
 
-def decide(workspace: Path, *args: str) -> dict[str, object]:
+def decide(workspace: Path, *args: str) -> dict[str, Any]:
     result = CliRunner().invoke(main, ["--workspace", str(workspace), "decide", *args, "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout, parse_constant=lambda token: pytest.fail(token))
@@ -37,7 +38,7 @@ def test_cost_joins_the_decision_only_at_a_stated_volume(demo: Path) -> None:
     # No price is made up: unset prices stay unset and say so.
     assert "break_even_reached" in cost
     assert cost["break_even_reached"] is None
-    assert payload["routes"][0]["symptom"] == "too_expensive"  # type: ignore[index]
+    assert payload["routes"][0]["symptom"] == "too_expensive"
 
 
 @pytest.mark.parametrize(
@@ -69,3 +70,14 @@ def test_break_even_is_reached_only_against_every_alternative(
     )
     assert report.break_even_reached is reached
     assert report.as_json()["break_even_reached"] is reached
+
+
+def test_the_knowledge_audit_joins_the_decision(demo: Path) -> None:
+    payload = decide(demo, "--symptom", "tone", "--dataset", "support-tickets@2")
+    audit = payload["knowledge_audit"]
+    assert isinstance(audit, dict)
+    assert audit["assistant_turns"] > 0
+    assert audit["share"] > 0.05  # the demo's answers carry prices and return windows
+    item = next(i for i in payload["checklist"] if i["id"] == "knowledge_audit")
+    assert item["status"] == "fail"
+    assert payload["verdict"] != "fine_tune"

@@ -39,7 +39,9 @@ def test_innocent_rows_are_not_flagged(report: CheckReport) -> None:
     planted_lines = {
         line for check in CHECKS for group in _groups(PLANTED[check]) for line in group
     }
-    flagged = {line for f in report.findings for line in f.lines}
+    # The knowledge audit's warnings are the demo's story (prices, return windows), not
+    # false positives; test_volatile_fact.py holds the demo's audit to what it should say.
+    flagged = {line for f in report.findings if f.check != "volatile_fact" for line in f.lines}
     false_positives = flagged - planted_lines
     innocent = report.rows - len(planted_lines)
     assert len(false_positives) <= 0.02 * innocent, sorted(false_positives)

@@ -99,11 +99,26 @@ def data() -> None:
     """Datasets: add, check, list, show, export, split."""
 
 
+def _volatile_terms(ctx: click.Context, flags: tuple[str, ...]) -> tuple[str, ...]:
+    """`--volatile-term` flags plus the workspace's `[audit] volatile_terms`, when there is one."""
+    from core.settings import load_settings
+    from store.errors import InputError, WorkspaceError
+
+    if any(not term.strip() for term in flags):
+        raise InputError("--volatile-term must not be empty", field="volatile_term")
+    try:
+        root = _workspace(ctx).root
+    except WorkspaceError:  # `data check` works on a file outside any workspace
+        root = None
+    return (*flags, *load_settings(root).strings("audit", "volatile_terms"))
+
+
 def _check_options(
     max_seq_len: int | None,
     tokenizer: Path | None,
     threshold: float | None,
     against: tuple[Path, ...],
+    volatile_terms: tuple[str, ...] = (),
 ) -> CheckOptions:
     from core.checks.minhash import DEFAULT_THRESHOLD
     from core.scan import CheckOptions
@@ -114,10 +129,17 @@ def _check_options(
         tokenizer_dir=tokenizer,
         near_dup_threshold=threshold if threshold is not None else DEFAULT_THRESHOLD,
         against=against,
+        volatile_terms=volatile_terms,
     )
 
 
 def check_options(command: Callable[P, R]) -> Callable[P, R]:
+    command = click.option(
+        "--volatile-term",
+        "volatile_terms",
+        multiple=True,
+        help="A plan, product or policy name of yours that goes stale (volatile_fact). Repeatable.",
+    )(command)
     command = click.option(
         "--near-dup-threshold",
         "threshold",
@@ -150,13 +172,16 @@ def check_options(command: Callable[P, R]) -> Callable[P, R]:
 )
 @check_options
 @json_option
+@click.pass_context
 @reports_errors
 def data_check(
+    ctx: click.Context,
     path: Path,
     against: tuple[Path, ...],
     max_seq_len: int | None,
     tokenizer: Path | None,
     threshold: float | None,
+    volatile_terms: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Check a chat dataset file for every known problem. Exit 1 when errors are found."""
@@ -166,7 +191,9 @@ def data_check(
 
     for input_path in (path, *against):
         require_regular_file(input_path, "dataset file")
-    options = _check_options(max_seq_len, tokenizer, threshold, against)
+    options = _check_options(
+        max_seq_len, tokenizer, threshold, against, _volatile_terms(ctx, volatile_terms)
+    )
     with progress_display(not as_json) as progress:
         report = check_file(path, options, progress=progress)
     if as_json:
@@ -194,6 +221,7 @@ def data_add(
     max_seq_len: int | None,
     tokenizer: Path | None,
     threshold: float | None,
+    volatile_terms: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Check PATH and store it as a new version of dataset NAME."""
@@ -205,7 +233,9 @@ def data_add(
     require_regular_file(path, "dataset file")
     workspace = _workspace(ctx)
     repository = DatasetRepository(Store.open(workspace, on_wait=_announce_wait_once()))
-    options = _check_options(max_seq_len, tokenizer, threshold, ())
+    options = _check_options(
+        max_seq_len, tokenizer, threshold, (), _volatile_terms(ctx, volatile_terms)
+    )
     with progress_display(not as_json) as progress:
         outcome = add_dataset(
             workspace, repository, path, name, options, strict=strict, progress=progress

@@ -153,9 +153,13 @@ def decide_one(
         )
     settings = load_settings(_workspace(ctx).root)
     decision = decide_from_store(repos, request, settings, with_gate=refresh)
-    cost = _cost_at_volume(ctx, repos, request, settings, decision.as_json()["links"])
-    if cost is not None:
-        decision = decide_from_store(repos, request, settings, cost=cost, with_gate=refresh)
+    links = decision.as_json()["links"]
+    audit = _knowledge_audit(repos, settings, links)
+    cost = _cost_at_volume(ctx, repos, request, settings, links)
+    if audit is not None or cost is not None:
+        decision = decide_from_store(
+            repos, request, settings, audit=audit, cost=cost, with_gate=refresh
+        )
     payload = decision.as_json()
     version = None
     if name is not None:
@@ -167,6 +171,18 @@ def decide_one(
     _print_decision(payload)
     if version is not None:
         click.echo(f"Stored as decision {name}@{version}.")
+
+
+def _knowledge_audit(repos: Any, settings: Any, links: dict[str, Any]) -> Any:
+    """The knowledge audit of the data the decision would train on (its split when it names
+    one), with the workspace's volatile terms; None when the decision names no data."""
+    version_id = links.get("dataset_version_id")
+    if version_id is None:
+        return None
+    from core.checks.volatile_fact import audit_version
+
+    terms = settings.strings("audit", "volatile_terms")
+    return audit_version(repos.datasets, version_id, links.get("split"), terms)
 
 
 def _cost_at_volume(

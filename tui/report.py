@@ -66,6 +66,14 @@ def print_check_report(report: Any) -> None:
             console.print(
                 f"  … {len(findings) - FINDINGS_SHOWN_PER_CHECK} more (use --json for all)"
             )
+    audit = getattr(report, "knowledge_audit", None)
+    if audit is not None and audit.turns_with_volatile_facts:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in audit.by_kind.items() if count)
+        console.print(
+            f"\nknowledge audit: {audit.share:.0%} of {audit.assistant_turns} assistant turns "
+            f"state volatile facts ({kinds}); {len(audit.drift)} drifted across dates",
+            markup=False,
+        )
     console.print(
         f"\n[bold]{report.error_count} error(s), {report.warning_count} warning(s)[/] "
         f"in {report.rows} rows"

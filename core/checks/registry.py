@@ -19,6 +19,7 @@ from core.checks import (
     pii,
     role_order,
     too_long,
+    volatile_fact,
 )
 from core.checks.base import (
     AgainstCheck,
@@ -41,6 +42,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     pii.CHECK,
     too_long.CHECK,
     leakage.CHECK,
+    volatile_fact.CHECK,
 )
 
 CHECK_IDS: tuple[str, ...] = tuple(check.id for check in CHECKS)

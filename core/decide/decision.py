@@ -408,6 +408,7 @@ def decide_from_store(
     links = {
         "dataset_version_id": None if training is None else training.version_id,
         "dataset": None if training is None else training.ref,
+        "split": split,
         "baseline_eval_id": None if baseline is None else baseline.eval_id,
         "gate_spec_hash": None if spec is None else spec.spec_hash,
         "candidate_eval_id": candidate_id,

@@ -55,7 +55,7 @@ async def test_adding_a_file_runs_the_worker_and_updates_the_list(
         assert [row.name for row in datasets.datasets] == ["support"]
         assert datasets.table.row_count == 1 and datasets.table.display
         assert not datasets.empty_panel.display
-        assert "Added support@1: 12 rows, 2 errors, 3 warnings" in notifications(messages)
+        assert "Added support@1: 12 rows, 2 errors, 7 warnings" in notifications(messages)
         assert any(isinstance(m, AddDatasetScreen.Progress) for m in messages)
 
         # The same content again is not a new version.

@@ -356,11 +356,16 @@ async def test_a_stored_decision_shows_on_the_decide_row(demo_workspace: Workspa
 
     decided = CliRunner().invoke(
         main,
-        ["--workspace", str(demo_workspace.root), "decide", "house-voice", "--symptom", "tone"],
+        [
+            *("--workspace", str(demo_workspace.root), "decide", "house-voice"),
+            *("--symptom", "tone", "--dataset", "support-tickets@2"),
+        ],
     )
     assert decided.exit_code == 0, decided.output
     app = home_app(demo_workspace)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        decide_row = dict(rows_shown(home_screen(app)))["decide"]
-        assert "house-voice" in decide_row
+        rows = dict(rows_shown(home_screen(app)))
+        assert "house-voice" in rows["decide"]
+        # The decision audited the training data: its volatile-fact share joins the data row.
+        assert "volatile facts" in rows["data"]

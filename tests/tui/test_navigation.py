@@ -67,7 +67,7 @@ async def test_datasets_list_shows_latest_version(support_workspace: Workspace) 
         screen = app.screen
         assert isinstance(screen, DatasetsScreen)
         assert table_rows(screen.table) == [
-            ["support", "1", "12", screen.datasets[0].sha256[:12], "2", "3", "2026-01-02 03:04"]
+            ["support", "1", "12", screen.datasets[0].sha256[:12], "2", "7", "2026-01-02 03:04"]
         ]
         assert not screen.empty_panel.display
         assert app.focused is screen.table
@@ -104,8 +104,9 @@ async def test_drill_down_to_a_pii_highlight_and_back(support_workspace: Workspa
             "leakage",
             "near_duplicate",
             "pii",
+            "volatile_fact",  # "within 30 days", "Pro plan", "Enterprise plan"
         ]
-        # j moves down like the arrow keys; the pii row is the last one.
+        # j moves down like the arrow keys; the pii row is the one before volatile_fact.
         await pilot.press(*("j" * 5))
         await press(pilot, "enter")
         findings_screen = app.screen
@@ -151,7 +152,7 @@ async def test_contradiction_shows_two_conversations_side_by_side(
         findings_screen = app.screen
         assert isinstance(findings_screen, FindingsScreen)
         assert findings_screen.check is None
-        assert findings_screen.total == 6
+        assert findings_screen.total == 10  # 4 of them volatile_fact
         checks = [row[0] for row in table_rows(findings_screen.table)]
         await press(pilot, *(["down"] * checks.index("contradiction")), "enter")
         screen = app.screen
@@ -302,7 +303,7 @@ async def test_findings_search_filters_and_escape_clears(support_workspace: Work
         assert app.focused is screen.table  # enter kept the filter and went back to the table
         await press(pilot, "escape")  # clears the search first
         assert not screen.search_bar.is_open
-        assert screen.total == 6
+        assert screen.total == 10  # 4 of them volatile_fact
         await press(pilot, "escape")
         assert isinstance(app.screen, VersionScreen)
 

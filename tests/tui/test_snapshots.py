@@ -66,8 +66,9 @@ def test_example_single_with_pii(
 def test_example_pair_contradiction(
     snap_compare: SnapCompare, support_workspace: Workspace, size: tuple[int, int]
 ) -> None:
-    # Findings by first line: pii 2, invalid_json 3, exact 4, near 6, contradiction 8.
-    run_before = keys("enter", "f", "j", "j", "j", "j", "enter")
+    # Findings by first line: pii 2, invalid_json 3, exact 4, volatile_fact 4 and 5, near 6,
+    # contradiction 8.
+    run_before = keys("enter", "f", "j", "j", "j", "j", "j", "j", "enter")
     assert snap_compare(make_app(support_workspace), terminal_size=size, run_before=run_before)
 
 

@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
-from core.home import StageStatus, StageTarget, first_open_stage, loop_status
+from core.home import StageStatus, StageTarget, data_row_ref, first_open_stage, loop_status
 from core.runs.ingest import ingest_runs
 from store.errors import StoreBusyError
 from tui.formatting import display_path
@@ -110,7 +110,9 @@ class HomeScreen(FtodScreen):
         # directories first (as the runs screen does), unless the CLI holds the store now.
         with contextlib.suppress(StoreBusyError):
             ingest_runs(source.workspace, source.repos.runs)
-        stages = loop_status(source.repos, decisions=_newest_decisions(source))
+        decisions, audits = _newest_decisions(source)
+        shown = data_row_ref(source.repos)
+        stages = loop_status(source.repos, decisions=decisions, audit_share=audits.get(shown))
         self.post_message(self.LoopLoaded(tuple(stages)))
 
     def load_failed(self, error: BaseException | None) -> None:
@@ -192,13 +194,24 @@ def _target_text(target: StageTarget) -> str:
     return f"the {target.screen} screen"
 
 
-def _newest_decisions(source: DataSource) -> list[dict[str, object]]:
-    """The latest version of every stored decision, newest first, as the decide row reads it."""
+def _newest_decisions(
+    source: DataSource,
+) -> tuple[list[dict[str, object]], dict[str | None, float]]:
+    """The latest version of every stored decision, newest first, as the decide row reads
+    it; and the knowledge-audit share each decision measured, by the dataset it audited.
+    The share comes from the records (the audit reads every row; Home must paint in 1 s)."""
     from store.decisions import DecisionRepository
 
     latest = DecisionRepository(source.repos.datasets.store).list_latest()
     latest.sort(key=lambda pair: pair[0].created_at, reverse=True)
-    return [
+    audits: dict[str | None, float] = {}
+    for record, _versions in reversed(latest):  # oldest first: the newest one wins
+        audit = record.payload.get("knowledge_audit")
+        dataset = (record.payload.get("links") or {}).get("dataset")
+        if isinstance(audit, dict) and isinstance(audit.get("share"), int | float):
+            audits[dataset] = float(audit["share"])
+    decisions: list[dict[str, object]] = [
         {"name": record.name, "verdict": record.verdict, "version": record.version}
         for record, _versions in latest
     ]
+    return decisions, audits

@@ -1,4 +1,4 @@
-"""One dataset version: header, findings per check, tokens, shape, balance, splits."""
+"""One dataset version: header, findings per check, tokens, shape, balance, splits, audit."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from core.checks.volatile_fact import KnowledgeAudit
 from store.datasets import SplitRecord, VersionRecord
 from tui.formatting import (
     display_path,
@@ -35,7 +36,9 @@ TABS: tuple[tuple[str, str], ...] = (
     ("shape", "Shape"),
     ("balance", "Balance"),
     ("splits", "Splits"),
+    ("audit", "Audit"),
 )
+AUDIT_DRIFT_ROWS = 3  # drift entries shown, so the panel fits an 80×24 terminal
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class VersionDetail:
     siblings: tuple[int, ...]  # version_ids of the same dataset, oldest first
     counts: tuple[CheckCount, ...]
     splits: tuple[SplitRecord, ...]
+    audit: KnowledgeAudit | None = None
 
     @property
     def position(self) -> int:
@@ -153,6 +157,8 @@ class VersionScreen(FtodScreen):
                 yield BarChart("Slices (metadata.slice)", color="dark_orange", id="slice-chart")
             with TabPane("5 Splits", id="splits"), ScrollPane():
                 yield Static(id="splits-panel")
+            with TabPane("6 Audit", id="audit"), ScrollPane():
+                yield Static(id="audit-panel")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -176,7 +182,15 @@ class VersionScreen(FtodScreen):
         siblings = tuple(v.version_id for v in repository.versions(version.dataset))
         counts = tuple(CheckCount(*row) for row in repository.finding_counts(version.version_id))
         splits = tuple(repository.splits(version.version_id))
-        self.post_message(self.VersionLoaded(VersionDetail(version, siblings, counts, splits)))
+        # The knowledge audit reads every stored row, so it runs here, off the UI thread.
+        from core.checks.volatile_fact import audit_version
+        from core.settings import load_settings
+
+        terms = load_settings(source.workspace.root).strings("audit", "volatile_terms")
+        audit = audit_version(repository, version.version_id, terms=terms)
+        self.post_message(
+            self.VersionLoaded(VersionDetail(version, siblings, counts, splits, audit))
+        )
 
     @on(VersionLoaded)
     def _show_version(self, message: VersionLoaded) -> None:
@@ -199,6 +213,7 @@ class VersionScreen(FtodScreen):
         self.query_one("#label-chart", BarChart).show(counter_rows(summary.get("labels", {})))
         self.query_one("#slice-chart", BarChart).show(counter_rows(summary.get("slices", {})))
         self.query_one("#splits-panel", Static).update(splits_panel(version, detail.splits))
+        self.query_one("#audit-panel", Static).update(audit_panel(detail.audit))
 
     def load_failed(self, error: BaseException | None) -> None:
         self.checks_table.loading = False
@@ -393,4 +408,62 @@ def splits_panel(version: VersionRecord, splits: Sequence[SplitRecord]) -> Rende
         if leaks:
             leak_text.append("  (see the 'leakage' check in Findings)", style="dim")
         parts += [heading, table, leak_text, Text("")]
+    return Group(*parts)
+
+
+def audit_panel(audit: KnowledgeAudit | None) -> RenderableType:
+    """The knowledge audit: share of turns with volatile facts, by kind, top facts, drift."""
+    if audit is None:
+        return Text("The knowledge audit could not be computed.", style="dim")
+    head = Text()
+    head.append("volatile facts  ", style="bold")
+    share_style = "yellow" if audit.turns_with_volatile_facts else "green"
+    head.append(f"{audit.share:.1%}", style=share_style)
+    head.append(
+        f" of assistant turns ({audit.turns_with_volatile_facts:,} of {audit.assistant_turns:,})\n",
+        style="dim",
+    )
+    kinds = [f"{kind} {count:,}" for kind, count in audit.by_kind.items() if count]
+    head.append("by kind         ", style="bold")
+    head.append("  ".join(kinds) if kinds else "none")
+    if not audit.turns_with_volatile_facts:
+        head.append("\n\nNothing in the answers would go stale once trained in.", style="green")
+        return head
+    head.append("\n")
+    top = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    top.add_column("most repeated")
+    top.add_column("kind")
+    top.add_column("turns", justify="right")
+    for kind, value, count in audit.top_facts:
+        top.add_row(Text(value, overflow="ellipsis", no_wrap=True), kind, f"{count:,}")
+    parts: list[RenderableType] = [head, top, Text("")]
+    if audit.drift:
+        drift = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+        drift.add_column("drifted: topic (kind)")
+        drift.add_column("value")
+        drift.add_column("first → last date")
+        drift.add_column("turns", justify="right")
+        for entry in audit.drift[:AUDIT_DRIFT_ROWS]:
+            # One line per value, the topic on the first: a value is short, 80 columns hold it.
+            for position, item in enumerate(entry["values"][:3]):
+                topic = f"{entry['topic']} ({entry['kind']})" if position == 0 else ""
+                drift.add_row(
+                    Text(topic, overflow="ellipsis", no_wrap=True),
+                    Text(str(item["value"]), overflow="ellipsis", no_wrap=True),
+                    f"{item['first_date']} → {item['last_date']}",
+                    f"{item['count']:,}",
+                )
+        parts.append(drift)
+        if len(audit.drift) > AUDIT_DRIFT_ROWS:
+            parts.append(
+                Text(f"… {len(audit.drift) - AUDIT_DRIFT_ROWS} more drifted facts", style="dim")
+            )
+    else:
+        parts.append(Text("drift: none (no value changed across the rows' dates)", style="dim"))
+    parts.append(
+        Text(
+            "Move these facts into retrieval or the prompt before a fine-tune freezes them.",
+            style="dim",
+        )
+    )
     return Group(*parts)
