@@ -157,6 +157,10 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Ran]]:
         *("--candidate", "demo-candidate"),
         allowed=(0, 1),
     )
+    step("cost", "--baseline", "demo-base", "--candidate", "demo-candidate")
+    step("decide decide-one", "contract-decision", "--symptom", "tone", "--symptom", "verbose")
+    step("decide list")
+    step("decide show", "contract-decision")
     step("store check")
     step("store backup", str(folder / "backup.duckdb"))
     return results
