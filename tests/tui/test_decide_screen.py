@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from rich.console import Console
@@ -23,6 +24,7 @@ from tests.tui.test_home import demo_project, demo_workspace, home_app, home_scr
 from tests.tui.test_runs import fixed_gpu_sampler
 from tui.app import FtodApp
 from tui.screens.decide import DecideScreen, DecisionNameScreen
+from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen, help_entries
 
 __all__ = ["demo_project", "demo_workspace"]  # fixtures shared with the Home tests
@@ -138,6 +140,25 @@ async def test_a_bad_answer_is_said_on_the_status_line(decide_project: Path) -> 
         assert screen.decided is None
 
 
+async def test_an_unknown_dataset_is_shown_not_crashed(decide_project: Path) -> None:
+    app = decide_app(decide_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press(pilot, "d")
+        screen = app.screen
+        assert isinstance(screen, DecideScreen)
+        await press(pilot, "space")
+        await type_into(pilot, screen, "dataset", "nosuch@1")
+        await press(pilot, "ctrl+r")
+        started = time.perf_counter()
+        while not isinstance(app.screen, ErrorScreen):
+            await pilot.pause(0.02)
+            assert time.perf_counter() - started < 30, "the failure was never shown"
+        assert "nosuch" in app.screen.error_message
+        assert "Failed: " in str(screen.status.content)
+        assert screen.decided is None
+
+
 async def test_a_decision_is_stored_by_name_and_listed_with_what_changed(
     decide_project: Path,
 ) -> None:
@@ -201,7 +222,7 @@ async def test_d_opens_decide_from_home_and_the_decide_row_goes_there(
         await press(pilot, "enter")
         assert isinstance(app.screen, DecideScreen)
         await press(pilot, "escape")
-        assert app.screen is home
+        assert cast(object, app.screen) is home  # escape went back to Home
         await press(pilot, "d")
         screen = app.screen
         assert isinstance(screen, DecideScreen)

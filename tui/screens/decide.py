@@ -381,7 +381,8 @@ class DecideScreen(FtodScreen):
         )
 
     def load_failed(self, error: BaseException | None) -> None:
-        self.status.update(Text.assemble(("Could not decide: ", "bold red"), error_text(error)))
+        # Deciding, storing or reading the records: the error names the object that failed.
+        self.status.update(Text.assemble(("Failed: ", "bold red"), error_text(error)))
 
     # -- storing -------------------------------------------------------------------------
     def action_store(self) -> None:
