@@ -32,7 +32,7 @@ STAGES: tuple[Stage, ...] = (
     "ship",
 )
 
-TargetScreen = Literal["datasets", "version", "evals", "runs", "run", "review"]
+TargetScreen = Literal["decide", "datasets", "version", "evals", "runs", "run", "review"]
 
 # Run states that end a run badly: they need a look before anything is built on them.
 _BAD_RUN_STATES = ("failed", "interrupted")
@@ -73,8 +73,7 @@ class StageStatus:
     state: StageState
     next_action: str
     target: StageTarget | None
-    """None where the dashboard has no screen for the stage (decide: the CLI records
-    decisions; ship: no model registry yet)."""
+    """None where the dashboard has no screen for the stage (ship: no model registry yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +224,7 @@ def _gate_scorer(gate: GateResultRecord | None) -> str | None:
 
 
 def _decide_stage(decisions: Sequence[Mapping[str, Any]] | None) -> StageStatus:
-    # No target: the dashboard has no Decide screen yet, decisions are made with the CLI.
-    target = None
+    target = StageTarget("decide")
     if not decisions:
         return StageStatus(
             "decide",

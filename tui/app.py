@@ -41,6 +41,7 @@ from tui.screens.base import (
 )
 from tui.screens.compare_runs import CompareRunsScreen
 from tui.screens.datasets import DatasetsScreen
+from tui.screens.decide import DecideScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.evals import EvalsScreen
 from tui.screens.example import ExampleScreen
@@ -87,6 +88,14 @@ class FtodApp(App[None]):
             show=False,
             id="app.home",
             tooltip="The loop on one screen: each stage's status and next action",
+        ),
+        Binding(
+            "d",
+            "decide",
+            "Decide",
+            show=False,
+            id="app.decide",
+            tooltip="Fine-tune, or don't: symptoms in, verdict and proof out, decisions kept",
         ),
     ]
 
@@ -179,6 +188,9 @@ class FtodApp(App[None]):
     def action_home(self) -> None:
         self._show_screen_kind(HomeScreen)
 
+    def action_decide(self) -> None:
+        self._show_screen_kind(DecideScreen)
+
     def action_help(self) -> None:
         screen = self.screen
         if isinstance(screen, HelpScreen | CommandPalette):
@@ -229,6 +241,8 @@ class FtodApp(App[None]):
             return
         if target.screen == "datasets":
             self._show_screen_kind(DatasetsScreen)
+        elif target.screen == "decide":
+            self._show_screen_kind(DecideScreen)
         elif target.screen == "version":
             self.push_screen(VersionScreen(ref=target.ref))
         elif target.screen == "evals":

@@ -2,7 +2,7 @@
 
 "Open dataset NAME" for each dataset the datasets screen has loaded, "Show findings:
 CHECK" for each check of the version open on the stack, "Add dataset file…", "Home",
-"Evals" and "Help".
+"Decide", "Evals" and "Help".
 Nothing here reads the store: it offers what the screens already loaded.
 """
 
@@ -83,6 +83,13 @@ class FtodCommands(Provider):
                 "Home",
                 "The loop decide → ship: each stage's status from the store and its next action",
                 partial(app.run_action, "home"),
+            )
+        )
+        found.append(
+            PaletteCommand(
+                "Decide",
+                "Fine-tune, or don't: the verdict from your symptoms and the workspace's evidence",
+                partial(app.run_action, "decide"),
             )
         )
         found.append(

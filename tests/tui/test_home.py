@@ -36,6 +36,7 @@ from tui.app import FtodApp
 from tui.demo import build_demo_workspace
 from tui.screens.base import Repositories
 from tui.screens.datasets import DatasetsScreen
+from tui.screens.decide import DecideScreen
 from tui.screens.evals import EvalsScreen
 from tui.screens.home import HomeScreen
 from tui.screens.review import ReviewScreen
@@ -94,7 +95,7 @@ def test_an_empty_workspace_has_every_stage_to_do(empty_workspace: Workspace) ->
     assert {stage.state for stage in stages.values()} == {"todo"}
     assert stages["decide"].status_text == "no decision recorded"
     assert "ftod decide NAME --symptom" in stages["decide"].next_action
-    assert stages["decide"].target is None  # decided with the CLI: no screen to go to
+    assert stages["decide"].target == StageTarget("decide")
     assert stages["data"].status_text == "no datasets"
     assert stages["data"].target == StageTarget("datasets")
     assert stages["baseline"].status_text == "no eval of the base model"
@@ -214,7 +215,7 @@ async def test_home_rows_come_from_the_store(copied_workspace: Workspace) -> Non
 
 async def test_enter_on_each_row_opens_its_screen(demo_workspace: Workspace) -> None:
     expected: dict[str, type[object] | None] = {
-        "decide": None,
+        "decide": DecideScreen,
         "data": VersionScreen,
         "baseline": EvalsScreen,
         "train": RunsScreen,

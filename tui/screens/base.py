@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from core.runs.rundir import RunPaths
 from store.datasets import DatasetRepository, FindingRecord
 from store.db import Store
+from store.decisions import DecisionRepository
 from store.errors import FtodError
 from store.evals import EvalRepository
 from store.judges import JudgeRepository
@@ -45,6 +46,7 @@ class Repositories:
     reviews: ReviewRepository
     judges: JudgeRepository
     prompts: PromptRepository
+    decisions: DecisionRepository
 
     @classmethod
     def over(cls, store: Store) -> Repositories:
@@ -55,6 +57,7 @@ class Repositories:
             reviews=ReviewRepository(store),
             judges=JudgeRepository(store),
             prompts=PromptRepository(store),
+            decisions=DecisionRepository(store),
         )
 
 
