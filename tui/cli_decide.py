@@ -104,7 +104,7 @@ def decide_one(
     as_json: bool,
 ) -> None:
     """Decide from the named symptoms and the workspace's evidence; store it as NAME."""
-    from core.decide.decision import DecideRequest, check_symptoms, decide_from_store, dumps
+    from core.decide.decision import DecideRequest, check_symptoms, decide_with_audit, dumps
     from core.safefiles import MAX_WHOLE_FILE_BYTES, require_regular_file
     from core.settings import load_settings
     from core.splits import SPLIT_NAMES
@@ -152,14 +152,10 @@ def decide_one(
             stable=stable,
         )
     settings = load_settings(_workspace(ctx).root)
-    decision = decide_from_store(repos, request, settings, with_gate=refresh)
-    links = decision.as_json()["links"]
-    audit = _knowledge_audit(repos, settings, links)
-    cost = _cost_at_volume(ctx, repos, request, settings, links)
-    if audit is not None or cost is not None:
-        decision = decide_from_store(
-            repos, request, settings, audit=audit, cost=cost, with_gate=refresh
-        )
+    decision = decide_with_audit(repos, request, settings, with_gate=refresh)
+    cost = _cost_at_volume(ctx, repos, request, settings, decision.as_json()["links"])
+    if cost is not None:
+        decision = decide_with_audit(repos, request, settings, cost=cost, with_gate=refresh)
     payload = decision.as_json()
     version = None
     if name is not None:
@@ -171,18 +167,6 @@ def decide_one(
     _print_decision(payload)
     if version is not None:
         click.echo(f"Stored as decision {name}@{version}.")
-
-
-def _knowledge_audit(repos: Any, settings: Any, links: dict[str, Any]) -> Any:
-    """The knowledge audit of the data the decision would train on (its split when it names
-    one), with the workspace's volatile terms; None when the decision names no data."""
-    version_id = links.get("dataset_version_id")
-    if version_id is None:
-        return None
-    from core.checks.volatile_fact import audit_version
-
-    terms = settings.strings("audit", "volatile_terms")
-    return audit_version(repos.datasets, version_id, links.get("split"), terms)
 
 
 def _cost_at_volume(

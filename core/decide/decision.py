@@ -440,3 +440,30 @@ def _fields(request: DecideRequest) -> dict[str, Any]:
 
 def dumps(payload: Any) -> str:
     return json.dumps(strict_json(payload), ensure_ascii=False, allow_nan=False)
+
+
+def decide_with_audit(
+    repos: Repositories,
+    request: DecideRequest,
+    settings: WorkspaceSettings,
+    *,
+    cost: Mapping[str, Any] | None = None,
+    with_gate: bool = False,
+) -> Decision:
+    """`decide_from_store` with the knowledge audit of the data the decision would train on
+    (its split when it names one, the workspace's `[audit] volatile_terms`), so the
+    `knowledge_audit` item is measured rather than missing. The CLI and the Decide screen
+    both decide through this."""
+    first = decide_from_store(repos, request, settings, cost=cost, with_gate=with_gate)
+    version_id = first.links.get("dataset_version_id")
+    if version_id is None:
+        return first
+    from core.checks.volatile_fact import audit_version
+
+    audit = audit_version(
+        repos.datasets,
+        version_id,
+        first.links.get("split"),
+        settings.strings("audit", "volatile_terms"),
+    )
+    return decide_from_store(repos, request, settings, audit=audit, cost=cost, with_gate=with_gate)

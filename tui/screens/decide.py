@@ -27,7 +27,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from core.decide.decision import DecideRequest, decide_from_store
+from core.decide.decision import DecideRequest, decide_with_audit
 from core.decide.decision import Repositories as DecideRepositories
 from core.decide.record import changes
 from core.decide.symptoms import SYMPTOMS
@@ -361,7 +361,7 @@ class DecideScreen(FtodScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="decide")
     def _decide(self, source: DataSource, request: DecideRequest) -> None:
         repos = source.repos
-        decision = decide_from_store(
+        decision = decide_with_audit(
             DecideRepositories(repos.datasets, repos.evals, repos.prompts, repos.decisions),
             request,
             load_settings(source.workspace.root),
