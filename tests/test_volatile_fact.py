@@ -16,7 +16,6 @@ from core.checks.volatile_fact import (
     KINDS,
     AuditBuilder,
     KnowledgeAudit,
-    audit_version,
     compile_terms,
     find_volatile_facts,
     row_date,
@@ -24,6 +23,7 @@ from core.checks.volatile_fact import (
 )
 from core.datasets import add_dataset, split_dataset
 from core.findings import Finding
+from core.knowledge_audit import audit_version
 from core.scan import CheckOptions, check_file
 from store.errors import InputError
 from tests.conftest import chat

@@ -35,7 +35,7 @@ from core.checks.base import CheckSpec
 from core.findings import Finding
 
 if TYPE_CHECKING:
-    from store.datasets import DatasetRepository
+    pass
 
 KINDS: tuple[str, ...] = ("price", "date", "policy_duration", "version", "url", "plan_name")
 KIND_LABELS: dict[str, str] = {
@@ -540,55 +540,6 @@ def assistant_texts(messages: Sequence[dict[str, Any]], texts: Sequence[str]) ->
         for message, text in zip(messages, texts, strict=True)
         if message.get("role") == "assistant" and text
     ]
-
-
-def audit_version(
-    datasets: DatasetRepository,
-    version_id: int,
-    split: str | None = None,
-    terms: Sequence[str] = (),
-) -> KnowledgeAudit:
-    """The knowledge audit of a stored version's examples (all rows, or one split's).
-
-    A split is looked up in the version's latest split; a version without one, or a split
-    name it lacks, is an input error naming the field.
-    """
-    import orjson
-
-    from core.conversation import parse_row
-    from store.errors import InputError
-
-    split_id: int | None = None
-    if split is not None:
-        splits = datasets.splits(version_id)
-        if not splits:
-            raise InputError("this dataset version has no split yet", field="split")
-        latest = splits[-1]
-        if split not in latest.manifest.get("splits", {}):
-            known = ", ".join(latest.manifest.get("splits", {})) or "none"
-            raise InputError(f"no split named {split!r} (known: {known})", field="split")
-        split_id = latest.split_id
-    builder = AuditBuilder.for_terms(terms)
-    for line, messages_json, metadata_json, raw in datasets.iter_audit_rows(
-        version_id, split_id, split
-    ):
-        metadata = orjson.loads(metadata_json) if metadata_json else {}
-        conversation, _ = parse_row({"messages": orjson.loads(messages_json), "metadata": metadata})
-        if conversation is None:
-            continue
-        row: dict[str, Any] | None = None
-        if raw and ("created_at" in raw or "timestamp" in raw):
-            try:
-                loaded = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                loaded = None
-            row = loaded if isinstance(loaded, dict) else None
-        builder.add_turns(
-            line,
-            assistant_texts(conversation.messages, conversation.texts),
-            row_date(row, metadata if isinstance(metadata, dict) else None),
-        )
-    return builder.build()
 
 
 CHECK = CheckSpec(

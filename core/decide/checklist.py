@@ -45,7 +45,7 @@ SYMPTOM_WORDS: Mapping[str, tuple[str, ...]] = {
 
 
 class AuditSummary(Protocol):
-    """What the knowledge audit (`core.checks.volatile_fact.audit_version`) hands the desk."""
+    """What the knowledge audit (`core.knowledge_audit.audit_version`) hands the desk."""
 
     @property
     def assistant_turns(self) -> int: ...

@@ -458,7 +458,7 @@ def decide_with_audit(
     version_id = first.links.get("dataset_version_id")
     if version_id is None:
         return first
-    from core.checks.volatile_fact import audit_version
+    from core.knowledge_audit import audit_version
 
     audit = audit_version(
         repos.datasets,

@@ -13,7 +13,7 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from core.decide.decision import DecideRequest, decide_from_store
+from core.decide.decision import DecideRequest, decide_with_audit
 from core.decide.symptoms import SYMPTOM_IDS
 from core.home import STAGES
 from core.settings import load_settings
@@ -101,7 +101,7 @@ async def test_ticked_symptoms_decide_from_the_workspace(decide_project: Path) -
         assert payload is not None
         text = shown(screen.result.content)
     # The same evidence read straight from the store gives the same decision.
-    expected = decide_from_store(
+    expected = decide_with_audit(
         repositories(decide_project),
         DecideRequest(
             symptoms=("tone",),

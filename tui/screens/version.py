@@ -183,7 +183,7 @@ class VersionScreen(FtodScreen):
         counts = tuple(CheckCount(*row) for row in repository.finding_counts(version.version_id))
         splits = tuple(repository.splits(version.version_id))
         # The knowledge audit reads every stored row, so it runs here, off the UI thread.
-        from core.checks.volatile_fact import audit_version
+        from core.knowledge_audit import audit_version
         from core.settings import load_settings
 
         terms = load_settings(source.workspace.root).strings("audit", "volatile_terms")
