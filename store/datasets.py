@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -184,6 +184,22 @@ _VERSION_COLUMNS = """v.version_id, d.name, v.version, v.sha256, v.source_path, 
 def _version_from_row(row: tuple[Any, ...]) -> VersionRecord:
     summary = json.loads(row[12]) if row[12] else {}
     return VersionRecord(*row[:12], summary, row[13])  # type: ignore[call-arg]
+
+
+def parsed_rows_query(
+    last_column: Literal["raw", "slice"], version_id: int, split_id: int | None, split: str | None
+) -> tuple[str, list[Any]]:
+    """SQL for (line, messages, metadata, `last_column`) of a version's parsed rows in line
+    order, all of them or one split's (`split_id`, `split`)."""
+    if split_id is not None:
+        query = f"""SELECT e.line, e.messages, e.metadata, e.{last_column} FROM examples e
+                    JOIN split_assignments s ON s.line = e.line AND s.split_id = ?
+                    WHERE e.version_id = ? AND e.messages IS NOT NULL AND s.split = ?
+                    ORDER BY e.line"""
+        return query, [split_id, version_id, split]
+    query = f"""SELECT line, messages, metadata, {last_column} FROM examples
+                WHERE version_id = ? AND messages IS NOT NULL ORDER BY line"""
+    return query, [version_id]
 
 
 class DatasetRepository:
@@ -443,16 +459,7 @@ class DatasetRepository:
         What the knowledge audit reads: the raw row too, since a row's date may sit in a
         top-level `created_at` or `timestamp` rather than in its metadata.
         """
-        if split_id is not None:
-            query = """SELECT e.line, e.messages, e.metadata, e.raw FROM examples e
-                       JOIN split_assignments s ON s.line = e.line AND s.split_id = ?
-                       WHERE e.version_id = ? AND e.messages IS NOT NULL AND s.split = ?
-                       ORDER BY e.line"""
-            params: list[Any] = [split_id, version_id, split]
-        else:
-            query = """SELECT line, messages, metadata, raw FROM examples
-                       WHERE version_id = ? AND messages IS NOT NULL ORDER BY line"""
-            params = [version_id]
+        query, params = parsed_rows_query("raw", version_id, split_id, split)
         with self.store.reading() as connection:
             batches = list(connection.sql(query, params=params).to_arrow_reader(10_000))
         for batch in batches:

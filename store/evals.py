@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from store.datasets import parsed_rows_query
 from store.db import Store
 from store.errors import InputError, NotFoundError
 
@@ -298,16 +299,7 @@ class EvalRepository:
         fails the training checks but is exactly what reference-free scorers are for. A split
         holds valid rows only, because splitting assigns nothing else.
         """
-        if split_id is not None:
-            query = """SELECT e.line, e.messages, e.metadata, e.slice FROM examples e
-                       JOIN split_assignments s ON s.line = e.line AND s.split_id = ?
-                       WHERE e.version_id = ? AND e.messages IS NOT NULL AND s.split = ?
-                       ORDER BY e.line"""
-            params: list[Any] = [split_id, version_id, split]
-        else:
-            query = """SELECT line, messages, metadata, slice FROM examples
-                       WHERE version_id = ? AND messages IS NOT NULL ORDER BY line"""
-            params = [version_id]
+        query, params = parsed_rows_query("slice", version_id, split_id, split)
         with self.store.reading() as connection:
             table = connection.sql(query, params=params).to_arrow_table()
         columns = [table.column(index).to_pylist() for index in range(table.num_columns)]

@@ -3,9 +3,7 @@ decision desk from the command line."""
 
 from __future__ import annotations
 
-import getpass
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +40,6 @@ def _repositories(ctx: click.Context) -> Any:
         PromptRepository(store),
         DecisionRepository(store),
     )
-
-
-def _reviewer() -> str:
-    named = os.environ.get("FTOD_REVIEWER", "").strip()
-    if named:
-        return named
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name for this uid (a bare container)
-        return "unknown"
 
 
 @click.group("decide", cls=DecideGroup)
@@ -200,6 +188,7 @@ def _cost_at_volume(
 
 
 def _store(repos: Any, name: str, request: Any, payload: dict[str, Any]) -> int:
+    from core.evals.review import current_reviewer
     from store.decisions import DecisionToStore
 
     links = payload["links"]
@@ -212,7 +201,7 @@ def _store(repos: Any, name: str, request: Any, payload: dict[str, Any]) -> int:
             answers=answers,
             inputs=request.as_json(),
             payload=payload,
-            reviewer=_reviewer(),
+            reviewer=current_reviewer(),
             dataset_version_id=links["dataset_version_id"],
             baseline_eval_id=links["baseline_eval_id"],
             gate_spec_hash=links["gate_spec_hash"],

@@ -9,9 +9,7 @@ on one shows it with what changed since its previous version.
 
 from __future__ import annotations
 
-import getpass
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,6 +29,7 @@ from core.decide.decision import DecideRequest, decide_with_audit
 from core.decide.decision import Repositories as DecideRepositories
 from core.decide.record import changes
 from core.decide.symptoms import SYMPTOMS
+from core.evals.review import current_reviewer
 from core.evals.service import parse_data_ref
 from core.settings import load_settings
 from store.decisions import DecisionRecord, DecisionToStore
@@ -53,17 +52,6 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("requests", "requests / day", "a number"),
     ("stable", "stable?", "yes or no (blank: not answered)"),
 )
-
-
-def reviewer() -> str:
-    """Who decides: FTOD_REVIEWER, else the login name (as `ftod decide NAME` records it)."""
-    named = os.environ.get("FTOD_REVIEWER", "").strip()
-    if named:
-        return named
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name for this uid (a bare container)
-        return "unknown"
 
 
 def parse_requests(text: str) -> float | None:
@@ -409,7 +397,7 @@ class DecideScreen(FtodScreen):
                 answers={"requests_per_day": request.requests_per_day, "stable": request.stable},
                 inputs=request.as_json(),
                 payload=payload,
-                reviewer=reviewer(),
+                reviewer=current_reviewer(),
                 dataset_version_id=links["dataset_version_id"],
                 baseline_eval_id=links["baseline_eval_id"],
                 gate_spec_hash=links["gate_spec_hash"],
