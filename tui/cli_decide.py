@@ -4,6 +4,7 @@ decision desk from the command line."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +141,13 @@ def decide_one(
             stable=stable,
         )
     settings = load_settings(_workspace(ctx).root)
-    decision = decide_with_audit(repos, request, settings, with_gate=refresh)
-    cost = _cost_at_volume(ctx, repos, request, settings, decision.as_json()["links"])
-    if cost is not None:
-        decision = decide_with_audit(repos, request, settings, cost=cost, with_gate=refresh)
+    decision = decide_with_audit(
+        repos,
+        request,
+        settings,
+        cost_for=lambda links: _cost_at_volume(ctx, repos, request, settings, links),
+        with_gate=refresh,
+    )
     payload = decision.as_json()
     version = None
     if name is not None:
@@ -158,7 +162,7 @@ def decide_one(
 
 
 def _cost_at_volume(
-    ctx: click.Context, repos: Any, request: Any, settings: Any, links: dict[str, Any]
+    ctx: click.Context, repos: Any, request: Any, settings: Any, links: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """`ftod cost` for the decision: only at a stated volume (--requests-per-day), with the
     decision's baseline and, once there is one, the gated candidate; prices from the

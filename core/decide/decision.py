@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -447,23 +447,27 @@ def decide_with_audit(
     request: DecideRequest,
     settings: WorkspaceSettings,
     *,
-    cost: Mapping[str, Any] | None = None,
+    cost_for: Callable[[Mapping[str, Any]], Mapping[str, Any] | None] | None = None,
     with_gate: bool = False,
 ) -> Decision:
     """`decide_from_store` with the knowledge audit of the data the decision would train on
     (its split when it names one, the workspace's `[audit] volatile_terms`), so the
-    `knowledge_audit` item is measured rather than missing. The CLI and the Decide screen
-    both decide through this."""
-    first = decide_from_store(repos, request, settings, cost=cost, with_gate=with_gate)
+    `knowledge_audit` item is measured rather than missing; and with `cost_for(links)`, the
+    cost of the evidence the first pass resolved (its baseline, its candidate). The CLI and
+    the Decide screen both decide through this. The audit reads every row: it runs once."""
+    first = decide_from_store(repos, request, settings, with_gate=with_gate)
     version_id = first.links.get("dataset_version_id")
-    if version_id is None:
-        return first
-    from core.knowledge_audit import audit_version
+    audit = None
+    if version_id is not None:
+        from core.knowledge_audit import audit_version
 
-    audit = audit_version(
-        repos.datasets,
-        version_id,
-        first.links.get("split"),
-        settings.strings("audit", "volatile_terms"),
-    )
+        audit = audit_version(
+            repos.datasets,
+            version_id,
+            first.links.get("split"),
+            settings.strings("audit", "volatile_terms"),
+        )
+    cost = None if cost_for is None else cost_for(first.links)
+    if audit is None and cost is None:
+        return first
     return decide_from_store(repos, request, settings, audit=audit, cost=cost, with_gate=with_gate)
